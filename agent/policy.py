@@ -1,0 +1,291 @@
+"""An LM policy over MiniGrid's actions: closed-set scoring or generate-then-parse.
+
+Score mode (the default) gives each admissible phrase its log-likelihood after the prompt,
+summed over the phrase's tokens, and normalises with a softmax over the phrases:
+
+    log pi(a | s) = log p(phrase_a | prompt) - logsumexp_b log p(phrase_b | prompt)
+
+This is the LM's own distribution restricted to the closed set, so no decision is ever
+invalid. ``normalization="mean"`` divides each sum by the phrase's token count first
+(it removes the pull of one-token phrases, at the cost of no longer being a likelihood).
+
+The fast path, used alike by `agent.run`, `evals.benchmark` and PPO (rollouts and the
+training forward pass):
+
+- the system part's KV cache is computed once and shared by every state and env;
+  it is recomputed only when trainable weights change (their version counters move);
+- each batch row holds one state's tokens followed by the phrases laid out as a token
+  tree (shared first tokens appear once), scored in ONE forward pass with a 4-D
+  attention mask: tree nodes see the system part, their state, and their ancestors;
+- the LM head is applied only where log-probs are needed (state end and tree nodes).
+
+>>> from agent.models import load_model
+>>> policy = LMPolicy(*load_model("tiny-random"))
+>>> scores = policy.score(["Mission: get to the goal. You see: goal 2 forward."])
+>>> scores.log_probs.shape
+torch.Size([1, 7])
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from agent.actions import ACTION_PHRASES, action_index, parse_action
+from agent.prompts import GENERATE_SYSTEM, REASON_SYSTEM, SCORE_SYSTEM, PromptFormat, encode
+
+
+@dataclass
+class ActionScores:
+    """Scores for a batch: `log_probs` is B x A (log-softmax over the phrases)."""
+
+    log_probs: torch.Tensor
+    values: torch.Tensor | None = None  # B, from the value head when the policy has one
+    phrase_log_likelihoods: torch.Tensor | None = None  # B x A, before normalisation
+    tokens: int = 0  # model tokens processed for this batch (system part excluded)
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.log_probs.exp()
+
+    @property
+    def actions(self) -> torch.Tensor:
+        return self.log_probs.argmax(-1)
+
+
+@dataclass
+class Generation:
+    """One generate-mode decision. Raw text, parsed phrase and executed action stay apart."""
+
+    raw_text: str
+    parsed: str | None  # canonical phrase, None when the text names no action
+    action: int  # what was executed: the parsed action, or the fallback when invalid
+    fallback: str | None = None  # the phrase taken because the text was invalid
+    tokens: int = 0
+
+    @property
+    def invalid(self) -> bool:
+        return self.parsed is None
+
+
+@dataclass
+class PhraseTree:
+    """Action phrases as a token trie, flattened in depth-first order."""
+
+    tokens: list[int]  # token id of each node
+    parents: list[int]  # parent node index, -1 for a first token
+    depths: list[int]
+    paths: list[list[int]] = field(default_factory=list)  # node indices of each phrase
+
+    @classmethod
+    def build(cls, phrase_ids: list[list[int]]) -> "PhraseTree":
+        tree = cls([], [], [])
+        index: dict[tuple[int, ...], int] = {}
+        for ids in phrase_ids:
+            path = []
+            for depth, token in enumerate(ids):
+                key = tuple(ids[: depth + 1])
+                if key not in index:
+                    index[key] = len(tree.tokens)
+                    tree.tokens.append(token)
+                    tree.parents.append(path[-1] if path else -1)
+                    tree.depths.append(depth)
+                path.append(index[key])
+            tree.paths.append(path)
+        return tree
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """bf16 pays off on CUDA and on CPUs with native bf16 instructions (AVX512-BF16/AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+class LMPolicy(nn.Module):
+    """A causal LM (optionally with a peft LoRA adapter) choosing among action phrases."""
+
+    def __init__(self, model, tokenizer, normalization: str = "sum",
+                 bf16: bool | None = None, value_head: bool = False, system: str = SCORE_SYSTEM):
+        super().__init__()
+        if normalization not in ("sum", "mean"):
+            raise ValueError(f"normalization must be 'sum' or 'mean', not {normalization!r}.")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.phrases = ACTION_PHRASES  # index i is minigrid's Actions(i)
+        self.normalization = normalization
+        self.device = next(model.parameters()).device
+        self.bf16 = bf16_is_fast(self.device) if bf16 is None else bf16
+        lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self.backbone = lm.get_decoder()  # LoRA layers are injected in place, so this runs them
+        self.lm_head = lm.get_output_embeddings()
+        hidden = lm.config.hidden_size
+        self.value_head = nn.Linear(hidden, 1).to(self.device) if value_head else None
+        if self.value_head is not None:
+            nn.init.zeros_(self.value_head.weight)
+            nn.init.zeros_(self.value_head.bias)
+        self.format = PromptFormat.for_tokenizer(tokenizer, system)
+        self.system_ids = encode(tokenizer, self.format.prefix)
+        self.tree = PhraseTree.build([encode(tokenizer, p) for p in self.phrases])
+        self._phrase_lengths = torch.tensor([len(p) for p in self.tree.paths], device=self.device)
+        self._system_cache: tuple | None = None
+        self._system_key = None
+
+    # ----- helpers -------------------------------------------------------------------
+    def autocast(self):
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def state_ids(self, observation: str) -> list[int]:
+        return encode(self.tokenizer, observation + self.format.suffix)
+
+    def _weights_key(self):
+        """Changes whenever a trainable weight changes in place (optimizer steps do)."""
+        adapter_on = not getattr(self, "_adapter_off", False)
+        versions = tuple(p._version for p in self.model.parameters() if p.requires_grad)
+        return adapter_on, versions, self.bf16
+
+    def _system_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """KV of the system part (batch 1); cached unless gradients are needed."""
+        key = self._weights_key()
+        if torch.is_grad_enabled() and any(key[1]):
+            return self._run_system()  # training: gradients must flow through it
+        if self._system_cache is None or self._system_key != key:
+            with torch.no_grad():
+                self._system_cache = self._run_system()
+            self._system_key = key
+        return self._system_cache
+
+    def _run_system(self):
+        from transformers import DynamicCache
+
+        ids = torch.tensor([self.system_ids], device=self.device)
+        cache = DynamicCache(config=self.backbone.config)
+        with self.autocast():
+            self.backbone(input_ids=ids, cache=cache, use_cache=True)
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    @contextlib.contextmanager
+    def adapter_disabled(self):
+        """Run the frozen base model (for a KL penalty); a no-op without an adapter."""
+        if not hasattr(self.model, "disable_adapter"):
+            yield
+            return
+        self._adapter_off = True
+        try:
+            with self.model.disable_adapter():
+                yield
+        finally:
+            self._adapter_off = False
+
+    # ----- score mode ------------------------------------------------------------------
+    def score(self, observations: list[str]) -> ActionScores:
+        """Score every phrase for each observation text, in one batched forward pass."""
+        return self.score_ids([self.state_ids(o) for o in observations])
+
+    def score_ids(self, state_ids: list[list[int]]) -> ActionScores:
+        """Like `score`, from token ids of the state parts (what rollouts store)."""
+        from transformers import DynamicCache
+
+        dev, tree = self.device, self.tree
+        batch, n_nodes = len(state_ids), len(tree.tokens)
+        lengths = torch.tensor([len(s) for s in state_ids], device=dev)
+        width = int(lengths.max())
+        n_sys = len(self.system_ids)
+
+        # Rows: state tokens right-padded to `width`, then the tree nodes.
+        ids = torch.full((batch, width + n_nodes), self.tokenizer.pad_token_id, device=dev)
+        for row, s in enumerate(state_ids):
+            ids[row, : len(s)] = torch.tensor(s, device=dev)
+        ids[:, width:] = torch.tensor(tree.tokens, device=dev)
+
+        cols = torch.arange(width, device=dev)
+        depths = torch.tensor(tree.depths, device=dev)
+        positions = torch.cat([cols.expand(batch, -1), lengths[:, None] + depths[None]], 1) + n_sys
+
+        # Attention: system part always; states causal over their real tokens; tree nodes
+        # see their state's real tokens and their own ancestors (and themselves).
+        real = cols[None] < lengths[:, None]  # B x W
+        q = width + n_nodes
+        mask = torch.zeros(batch, q, n_sys + q, dtype=torch.bool, device=dev)
+        mask[:, :, :n_sys] = True
+        causal = torch.ones(width, width, dtype=torch.bool, device=dev).tril()
+        mask[:, :width, n_sys:n_sys + width] = causal[None] & real[:, None, :]
+        mask[:, width:, n_sys:n_sys + width] = real[:, None, :]
+        ancestry = torch.eye(n_nodes, dtype=torch.bool, device=dev)
+        for node, parent in enumerate(tree.parents):
+            if parent >= 0:
+                ancestry[node] |= ancestry[parent]
+        mask[:, width:, n_sys + width:] = ancestry
+        mask = mask[:, None]
+
+        system = self._system_kv()
+        cache = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in system],
+                             config=self.backbone.config)
+        with self.autocast():
+            hidden = self.backbone(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                   cache=cache, use_cache=True).last_hidden_state
+        last = hidden[torch.arange(batch, device=dev), lengths - 1]  # B x H, predicts first tokens
+        # Log-probs only where needed: state end (for depth-0 nodes) and each tree node.
+        needed = torch.cat([last[:, None], hidden[:, width:]], 1)  # B x (1 + N) x H
+        with self.autocast():
+            logits = self.lm_head(needed)
+        logp = torch.log_softmax(logits.float(), -1)
+        source = torch.tensor([p + 1 for p in tree.parents], device=dev)  # row in `needed`
+        node_logp = logp[:, source, torch.tensor(tree.tokens, device=dev)]  # B x N
+        sums = torch.stack([node_logp[:, path].sum(-1) for path in tree.paths], -1)  # B x A
+        scaled = sums / self._phrase_lengths if self.normalization == "mean" else sums
+        values = self.value_head(last.float()).squeeze(-1) if self.value_head is not None else None
+        return ActionScores(torch.log_softmax(scaled, -1), values, sums, tokens=int(lengths.sum()) + batch * n_nodes)
+
+    def act(self, observations: list[str], greedy: bool = True, generator: torch.Generator | None = None):
+        """Score, then pick the argmax (greedy) or sample. Returns (actions, scores)."""
+        scores = self.score(observations)
+        if greedy:
+            return scores.actions, scores
+        return torch.multinomial(scores.probs, 1, generator=generator).squeeze(-1), scores
+
+    # ----- generate mode ---------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, observations: list[str], reason: bool = False, greedy: bool = True,
+                 max_new_tokens: int | None = None, temperature: float = 1.0) -> list[Generation]:
+        """Free text after a chat prompt, then `parse_action`.
+
+        An output that names no action is recorded as invalid and the most likely phrase
+        in score mode is executed instead (`Generation.fallback`), so episodes go on and
+        the invalid rate stays visible.
+        """
+        fmt = PromptFormat.for_tokenizer(self.tokenizer, REASON_SYSTEM if reason else GENERATE_SYSTEM)
+        max_new_tokens = max_new_tokens or (40 if reason else 8)
+        rows = [encode(self.tokenizer, fmt.text(o)) for o in observations]
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
+        attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
+        with self.autocast():
+            out = self.model.generate(
+                input_ids=ids, attention_mask=attention, max_new_tokens=max_new_tokens,
+                do_sample=not greedy, temperature=temperature if not greedy else None,
+                top_p=None, top_k=None, pad_token_id=pad,
+                eos_token_id=self.tokenizer.convert_tokens_to_ids(self.tokenizer.eos_token),
+            )
+        new = out[:, width:]
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        parsed = [parse_action(t) for t in texts]
+        invalid = [i for i, p in enumerate(parsed) if p is None]
+        fallback = {}
+        if invalid:
+            best = self.score([observations[i] for i in invalid]).actions.tolist()
+            fallback = dict(zip(invalid, best))
+        generations = []
+        for i, (text, phrase) in enumerate(zip(texts, parsed)):
+            n_new = int((new[i] != pad).sum())
+            if phrase is None:
+                generations.append(Generation(text, None, fallback[i], self.phrases[fallback[i]], len(rows[i]) + n_new))
+            else:
+                generations.append(Generation(text, phrase, action_index(phrase), None, len(rows[i]) + n_new))
+        return generations

@@ -1,0 +1,66 @@
+"""Chat prompts, split where the KV cache can be reused.
+
+A decision prompt is three token runs laid end to end:
+
+1. the *system part*: the chat template up to the user's text; the same for every state,
+   so its KV cache is computed once;
+2. the *state part*: the observation text and the template up to the assistant's turn;
+3. the *answer*: an action phrase (score mode) or generated text (generate mode).
+
+Each run is tokenised on its own, so the training forward pass sees exactly the tokens
+the rollout scored.
+
+>>> from transformers import AutoTokenizer
+>>> from agent.models import resolve
+>>> fmt = PromptFormat.for_tokenizer(AutoTokenizer.from_pretrained(resolve("tiny-random")))
+>>> fmt.suffix
+'<|im_end|>\\n<|im_start|>assistant\\n'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.actions import ACTION_PHRASES
+
+SCORE_SYSTEM = (
+    "You control an agent in a grid world. Each turn you get the mission and what you see, "
+    "with positions in steps forward and left or right of you. "
+    "Reply with one action: " + ", ".join(ACTION_PHRASES) + ". "
+    "Toggle opens a door in front of you; pick up takes the object in front of you."
+)
+GENERATE_SYSTEM = SCORE_SYSTEM + " Answer in the form 'Action: <action>'."
+REASON_SYSTEM = (
+    SCORE_SYSTEM + " First write 'Reason: ' and one short sentence, then on a new line "
+    "'Action: ' and the action."
+)
+_MARKER = "\x00STATE\x00"
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """Text around the observation: `prefix` + observation + `suffix` + answer."""
+
+    prefix: str
+    suffix: str
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer, system: str = SCORE_SYSTEM) -> "PromptFormat":
+        """Render the tokenizer's chat template around a marker and split at it.
+
+        Tokenizers without a chat template get a plain "Observation: ... Action:" layout.
+        """
+        if getattr(tokenizer, "chat_template", None):
+            messages = [{"role": "system", "content": system}, {"role": "user", "content": _MARKER}]
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            prefix, suffix = text.split(_MARKER)
+            return cls(prefix, suffix)
+        return cls(system + "\n\nObservation: ", "\nAction: ")
+
+    def text(self, observation: str) -> str:
+        return self.prefix + observation + self.suffix
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    """Token ids of one run of text, with no special tokens added."""
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
