@@ -161,7 +161,7 @@ def load_model(spec: str = DEFAULT_MODEL, dtype: torch.dtype | None = None, devi
                 f"connection, or use the embedded default `--model {DEFAULT_MODEL}`."
             ) from err
         raise ModelError(f"Model folder {where} is incomplete or corrupt ({str(err).splitlines()[0][:120]}): re-download or delete it.") from err
-    except (ValueError, RuntimeError, KeyError) as err:
+    except Exception as err:  # safetensors, json and shape errors all mean a broken model
         raise ModelError(f"Model {spec!r} could not be loaded ({str(err).splitlines()[0][:160]}): is it a causal LM folder with intact weights?") from err
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

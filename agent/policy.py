@@ -289,3 +289,41 @@ class LMPolicy(nn.Module):
             else:
                 generations.append(Generation(text, phrase, action_index(phrase), None, len(rows[i]) + n_new))
         return generations
+
+
+def load_policy(model: str = "smollm2-135m", adapter: str | None = None, device=None,
+                normalization: str = "sum", bf16: bool | None = None) -> LMPolicy:
+    """Load a model (and optionally a LoRA adapter folder with its value head) as a policy.
+
+    Raises agent.models.ModelError with a one-sentence fix when anything is missing or
+    does not fit.
+    """
+    from agent.models import ModelError, load_model
+
+    lm, tokenizer = load_model(model, device=device)
+    lm.requires_grad_(False)  # inference only; training builds its own trainable policy
+    has_value_head = False
+    if adapter is not None:
+        from pathlib import Path
+
+        folder = Path(adapter)
+        if not (folder / "adapter_config.json").is_file():
+            raise ModelError(f"Adapter folder {adapter} holds no adapter_config.json: pass a folder written by training (e.g. runs/NAME/final).")
+        from peft import PeftModel
+
+        try:
+            lm = PeftModel.from_pretrained(lm, folder, is_trainable=False)
+        except (RuntimeError, ValueError, KeyError, OSError) as err:
+            first = str(err).strip().splitlines()[0][:160]
+            hint = "it was made for another base model: pass its --model" if "size mismatch" in str(err) else "it is corrupt: retrain or restore it"
+            raise ModelError(f"Adapter {adapter} could not be loaded ({first}); {hint}.") from err
+        lm.eval()
+        has_value_head = (folder / "value_head.pt").is_file()
+    policy = LMPolicy(lm, tokenizer, normalization=normalization, bf16=bf16, value_head=has_value_head)
+    if has_value_head:
+        state = torch.load(Path(adapter) / "value_head.pt", map_location=policy.device, weights_only=True)
+        try:
+            policy.value_head.load_state_dict(state)
+        except RuntimeError as err:
+            raise ModelError(f"Value head in {adapter} does not fit this model: pass the --model it was trained with.") from err
+    return policy

@@ -1,0 +1,1 @@
+"""Language-model agent: model loading, prompts, action vocabulary and parser, policy."""

@@ -1,0 +1,189 @@
+"""Play episodes with any agent, several envs in lockstep so the LM sees one batch.
+
+Used by `agent.run` and `evals.benchmark`. Each step keeps the model's raw text, the parsed
+phrase and the executed action apart, plus what was in front of the agent, so metrics are
+pure functions of the records.
+
+>>> from agent.episodes import RandomAgent, play
+>>> [record] = play(RandomAgent(seed=0), "MiniGrid-DoorKey-5x5-v0", seeds=[3], max_steps=5)
+>>> len(record.steps)
+5
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from minigrid.core.actions import Actions
+from minigrid.core.constants import IDX_TO_OBJECT, STATE_TO_IDX
+
+import envs
+from agent.actions import ACTION_PHRASES
+from agent.perception import describe
+
+HAZARDS = ("lava",)
+_IDX_TO_STATE = {v: k for k, v in STATE_TO_IDX.items()}
+
+
+@dataclass
+class Decision:
+    action: int  # what the agent chose (before any shield)
+    raw_text: str | None = None  # model output in generate mode
+    parsed: str | None = None  # parse_action(raw_text); None there means invalid
+    probs: list[float] | None = None  # distribution over ACTION_PHRASES, when known
+    fallback: str | None = None  # phrase executed because the text was invalid
+    tokens: int = 0  # model tokens processed for this decision
+
+
+@dataclass
+class Step:
+    t: int
+    observation: str
+    front: str  # kind of the cell in front ("empty", "wall", "door", "lava", ...)
+    front_state: str | None  # door state when `front` is a door
+    carrying: bool
+    decision: Decision
+    executed: int  # action sent to env.step (differs from decision.action when shielded)
+    shielded: bool
+    reward: float
+    seconds: float  # wall time of the decision, shared equally by the batch
+
+
+@dataclass
+class Episode:
+    env_id: str
+    seed: int
+    steps: list[Step] = field(default_factory=list)
+    success: bool = False
+    total_return: float = 0.0
+    died: bool = False  # ended by stepping into a hazard
+    frames: list = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("frames")
+        return out
+
+
+def front_cell(obs) -> tuple[str, str | None]:
+    """Kind and door state of the cell directly in front, from the egocentric image."""
+    image = obs["image"]
+    n = image.shape[0]
+    kind_idx, _, state_idx = image[n // 2, n - 2]
+    kind = IDX_TO_OBJECT[int(kind_idx)]
+    return kind, (_IDX_TO_STATE[int(state_idx)] if kind == "door" else None)
+
+
+def is_carrying(obs) -> bool:
+    image = obs["image"]
+    n = image.shape[0]
+    return IDX_TO_OBJECT[int(image[n // 2, n - 1, 0])] not in ("empty", "unseen")
+
+
+def is_unsafe(obs, action: int) -> bool:
+    """True when the observation shows that `action` steps into a hazard."""
+    return action == Actions.forward and front_cell(obs)[0] in HAZARDS
+
+
+def shield(obs, decision: Decision) -> tuple[int, bool]:
+    """Replace an unsafe action by the most probable safe one; returns (action, blocked)."""
+    if not is_unsafe(obs, decision.action):
+        return decision.action, False
+    order = np.argsort(-np.asarray(decision.probs)) if decision.probs else range(len(ACTION_PHRASES))
+    safe = next(int(a) for a in order if not is_unsafe(obs, int(a)) and a != Actions.done)
+    return safe, True
+
+
+class RandomAgent:
+    name = "random"
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+
+    def decide(self, observations, texts, env_list) -> list[Decision]:
+        n = len(ACTION_PHRASES)
+        return [Decision(int(self.rng.integers(n)), probs=[1 / n] * n) for _ in observations]
+
+
+class ExpertAgent:
+    name = "expert"
+
+    def decide(self, observations, texts, env_list) -> list[Decision]:
+        from envs.expert import expert_action
+
+        return [Decision(int(expert_action(env))) for env in env_list]
+
+
+class LMAgent:
+    """Score mode (`mode="score"`) or generate mode, greedy by default."""
+
+    def __init__(self, policy, mode: str = "score", reason: bool = False, greedy: bool = True, seed: int = 0):
+        import torch
+
+        self.policy, self.mode, self.reason, self.greedy = policy, mode, reason, greedy
+        self.generator = torch.Generator(device=policy.device).manual_seed(seed)
+        self.name = "llm" if mode == "score" else "llm-generate"
+
+    def decide(self, observations, texts, env_list) -> list[Decision]:
+        import torch
+
+        with torch.inference_mode():
+            if self.mode == "score":
+                actions, scores = self.policy.act(texts, greedy=self.greedy, generator=self.generator)
+                per = scores.tokens / len(texts)
+                return [Decision(int(a), probs=p.tolist(), tokens=round(per)) for a, p in zip(actions, scores.probs)]
+            gens = self.policy.generate(texts, reason=self.reason, greedy=self.greedy)
+        return [Decision(g.action, g.raw_text, g.parsed, fallback=g.fallback, tokens=g.tokens) for g in gens]
+
+
+def play(agent, env_id: str, seeds: list[int], max_steps: int | None = None, batch: int = 8,
+         use_shield: bool = False, render: bool = False, on_step=None, describe_fn=describe) -> list[Episode]:
+    """Play one episode per seed, `batch` envs at a time; returns them in seed order.
+
+    `on_step(episode, step, env)` is called after every step (for printing or progress bars).
+    """
+    episodes = []
+    for start in range(0, len(seeds), batch):
+        group = seeds[start:start + batch]
+        env_list = [envs.make(env_id, render_mode="rgb_array" if render else None) for _ in group]
+        obs = [env.reset(seed=seed)[0] for env, seed in zip(env_list, group)]
+        eps = [Episode(env_id, seed) for seed in group]
+        limit = max_steps or env_list[0].unwrapped.max_steps
+        live = list(range(len(group)))
+        for t in range(limit):
+            if not live:
+                break
+            if render:
+                for i in live:
+                    eps[i].frames.append(env_list[i].render())
+            texts = [describe_fn(obs[i]) for i in live]
+            began = time.perf_counter()
+            decisions = agent.decide([obs[i] for i in live], texts, [env_list[i] for i in live])
+            seconds = (time.perf_counter() - began) / len(live)
+            still = []
+            for i, text, decision in zip(live, texts, decisions):
+                front, front_state = front_cell(obs[i])
+                executed, blocked = shield(obs[i], decision) if use_shield else (decision.action, False)
+                carrying = is_carrying(obs[i])
+                obs[i], reward, terminated, truncated, _ = env_list[i].step(executed)
+                step = Step(t, text, front, front_state, carrying, decision, executed, blocked, float(reward), seconds)
+                ep = eps[i]
+                ep.steps.append(step)
+                ep.total_return += float(reward)
+                if terminated:
+                    ep.success = reward > 0
+                    ep.died = front in HAZARDS and executed == Actions.forward
+                if on_step:
+                    on_step(ep, step, env_list[i])
+                if not (terminated or truncated):
+                    still.append(i)
+            live = still
+        if render:
+            for i in range(len(group)):
+                eps[i].frames.append(env_list[i].render())
+        for env in env_list:
+            env.close()
+        episodes.extend(eps)
+    return episodes

@@ -1,0 +1,70 @@
+"""Episode GIFs: each env frame with the observation text and the action beside it."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from agent.actions import ACTION_PHRASES
+
+PANEL_WIDTH = 360
+
+
+def check_writable(path: str) -> str | None:
+    """None when `path` can be written, else one sentence saying what to fix."""
+    target = Path(path)
+    if target.is_dir():
+        return f"--gif {path} is a folder: give a file name such as {target / 'episode.gif'}."
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        return f"Folder {folder} for --gif does not exist: create it first."
+    if not os.access(folder, os.W_OK):
+        return f"Folder {folder} is not writable: pick another --gif path."
+    return None
+
+
+def _panel(lines: list[str], height: int) -> Image.Image:
+    panel = Image.new("RGB", (PANEL_WIDTH, height), (250, 250, 250))
+    draw = ImageDraw.Draw(panel)
+    font = ImageFont.load_default()
+    y = 6
+    for line in lines:
+        for chunk in textwrap.wrap(line, 52) or [""]:
+            if y > height - 14:
+                return panel
+            draw.text((6, y), chunk, fill=(20, 20, 20), font=font)
+            y += 13
+    return panel
+
+
+def episode_frames(episode) -> list[np.ndarray]:
+    out = []
+    for i, frame in enumerate(episode.frames):
+        image = Image.fromarray(frame)
+        if i < len(episode.steps):
+            step = episode.steps[i]
+            d = step.decision
+            lines = [f"seed {episode.seed}  step {step.t}", step.observation, ""]
+            if d.raw_text is not None:
+                lines.append(f"model: {d.raw_text.strip()[:120]}")
+            prob = f"  p={d.probs[d.action]:.2f}" if d.probs else ""
+            lines.append(f"action: {ACTION_PHRASES[step.executed]}{prob}" + ("  (shielded)" if step.shielded else ""))
+        else:
+            lines = [f"seed {episode.seed}: {'SUCCESS' if episode.success else 'failure'}",
+                     f"return {episode.total_return:.2f} in {len(episode.steps)} steps"]
+        canvas = Image.new("RGB", (image.width + PANEL_WIDTH, image.height), (255, 255, 255))
+        canvas.paste(image, (0, 0))
+        canvas.paste(_panel(lines, image.height), (image.width, 0))
+        out.append(np.asarray(canvas))
+    return out
+
+
+def write_gif(episodes, path: str, seconds_per_frame: float = 0.5) -> None:
+    import imageio.v2 as imageio
+
+    frames = [f for e in episodes for f in episode_frames(e)]
+    imageio.mimsave(path, frames, duration=seconds_per_frame, loop=0)

@@ -1,0 +1,163 @@
+"""Create upstream MiniGrid/BabyAI environments from full ids or short family names.
+
+>>> import envs
+>>> env = envs.make("DoorKey", seed=0)
+>>> env.spec.id
+'MiniGrid-DoorKey-5x5-v0'
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+import gymnasium
+import minigrid  # noqa: F401  (importing it registers the MiniGrid-* and BabyAI-* ids)
+
+__all__ = ["UnknownEnvError", "family_defaults", "list_env_ids", "make", "resolve_env_id"]
+
+_PREFIXES = ("MiniGrid-", "BabyAI-")
+_VERSION = re.compile(r"-v(\d+)$")
+# Size suffixes: "-8x8", "-6x6-N2", "-N4-S5", "-N6", "S9N1", "S4R2", "S11". A trailing
+# "Random"/"Carrying" is a variant, not a size, so it stays in the family name
+# (MiniGrid-MemoryS13Random-v0 is in family MiniGrid-MemoryRandom, not MiniGrid-Memory).
+_SIZE = re.compile(r"(-\d+x\d+(?:-N\d+)?|-N\d+(?:-S\d+)?|S\d+(?:[NR]\d+)?)(?=Random|Carrying|$)")
+
+
+class UnknownEnvError(ValueError):
+    """A name that is neither a registered MiniGrid/BabyAI id nor a short family name."""
+
+    def __init__(self, name: str, suggestions: list[str]):
+        self.name = name
+        self.suggestions = suggestions
+        closest = f"; closest: {', '.join(suggestions)}" if suggestions else ""
+        super().__init__(
+            f"Unknown environment {name!r}{closest}; "
+            "run `python -m agent.run --list-envs` to see all."
+        )
+
+
+def list_env_ids() -> list[str]:
+    """All registered MiniGrid-* and BabyAI-* Gymnasium ids, sorted."""
+    return sorted(env_id for env_id in gymnasium.registry if env_id.startswith(_PREFIXES))
+
+
+def _family_and_order(env_id: str) -> tuple[str, tuple]:
+    """Family name of an id, and its sort key within the family (smallest size first)."""
+    version = _VERSION.search(env_id)
+    base = env_id[: version.start()] if version else env_id
+    # Newest version first among otherwise equal ids, as gymnasium.make does for "Foo"
+    # (older versions also print gymnasium's "out of date" warning).
+    newest_first = -int(version.group(1)) if version else 0
+    size = _SIZE.search(base)
+    if size is None:
+        return base, ((), base, newest_first)
+    family = base[: size.start()] + base[size.end() :]
+    numbers = tuple(int(n) for n in re.findall(r"\d+", size.group(0)))
+    return family, (numbers, base, newest_first)
+
+
+def family_defaults() -> dict[str, str]:
+    """Map each family name to its default id.
+
+    A family is an id without its `-vN` version and size suffix (`-5x5`, `-6x6-N2`,
+    `-N4-S5`, `S9N1`, `S4R2`, ...). Its default is the member that sorts first by the numbers
+    in its size suffix (an id without a size suffix sorts first), then by id, newest
+    version first. Example: `family_defaults()["MiniGrid-LavaGap"] == "MiniGrid-LavaGapS5-v0"`.
+    """
+    best: dict[str, tuple[tuple, str]] = {}
+    for env_id in list_env_ids():
+        family, order = _family_and_order(env_id)
+        if family not in best or order < best[family][0]:
+            best[family] = (order, env_id)
+    return {family: best[family][1] for family in sorted(best)}
+
+
+def _aliases() -> dict[str, str]:
+    """Lower-cased accepted name -> registered id; earlier kinds of name take precedence."""
+    ids = list_env_ids()
+    by_unversioned: dict[str, str] = {}
+    for env_id in sorted(ids, key=lambda i: _family_and_order(i)[1]):
+        by_unversioned.setdefault(_VERSION.sub("", env_id), env_id)
+    kinds = [{i: i for i in ids}, by_unversioned, family_defaults()]
+    aliases: dict[str, str] = {}
+    for kind in kinds:
+        for name, env_id in kind.items():
+            aliases.setdefault(name.lower(), env_id)
+    # Names without the prefix ("DoorKey"); where both exist (e.g. "KeyCorridor"),
+    # MiniGrid- wins because _PREFIXES lists it first.
+    for prefix in _PREFIXES:
+        for kind in kinds:
+            for name, env_id in kind.items():
+                if name.startswith(prefix):
+                    aliases.setdefault(name[len(prefix) :].lower(), env_id)
+    return aliases
+
+
+def resolve_env_id(name: str) -> str:
+    """Registered id for a full id or short name, case-insensitive.
+
+    Accepted: `MiniGrid-DoorKey-8x8-v0`, `MiniGrid-DoorKey-8x8` (newest version),
+    `MiniGrid-DoorKey` (family default, see `make`), `doorkey` (prefix optional).
+    Raises UnknownEnvError listing up to 5 close names otherwise.
+    """
+    aliases = _aliases()
+    env_id = aliases.get(name.strip().lower())
+    if env_id is not None:
+        return env_id
+    # Suggest canonical spellings only (full ids and family names), but match them with
+    # and without their prefix so that "Dorkey" still finds MiniGrid-DoorKey.
+    canonical: dict[str, str] = {}
+    for full in [*family_defaults(), *list_env_ids()]:
+        canonical.setdefault(full.lower(), full)
+        canonical.setdefault(full.lower().split("-", 1)[1], full)
+    close = difflib.get_close_matches(name.strip().lower(), list(canonical), n=10, cutoff=0.6)
+    raise UnknownEnvError(name, list(dict.fromkeys(canonical[c] for c in close))[:5])
+
+
+def make(name: str, seed: int | None = None, **kwargs) -> gymnasium.Env:
+    """Make an upstream MiniGrid/BabyAI env from a full id or a short family name.
+
+    `kwargs` go to `gymnasium.make` (e.g. `render_mode="rgb_array"`). With `seed`, the env
+    is reset once with it and its action space is seeded, so the following `reset()` calls
+    (without a seed) give the same episodes every run.
+
+    Short names drop the `-vN` version and the size suffix; the `MiniGrid-`/`BabyAI-`
+    prefix and letter case are optional. A family whose name is itself a registered id
+    (minus `-vN`) defaults to that id (`BabyAI-GoToObj` -> `BabyAI-GoToObj-v0`,
+    `BabyAI-GoToLocal` -> `BabyAI-GoToLocal-v0`); the others default to their smallest
+    size (rule in `family_defaults`):
+
+        BabyAI-FindObj                     BabyAI-FindObjS5-v0
+        BabyAI-MoveTwoAcross               BabyAI-MoveTwoAcrossS5N2-v0
+        BabyAI-OneRoom                     BabyAI-OneRoomS8-v0
+        BabyAI-PutNext                     BabyAI-PutNextS4N1-v0
+        BabyAI-PutNextCarrying             BabyAI-PutNextS5N2Carrying-v0
+        MiniGrid-DoorKey                   MiniGrid-DoorKey-5x5-v0
+        MiniGrid-Dynamic-Obstacles         MiniGrid-Dynamic-Obstacles-5x5-v0
+        MiniGrid-Dynamic-Obstacles-Random  MiniGrid-Dynamic-Obstacles-Random-5x5-v0
+        MiniGrid-Empty                     MiniGrid-Empty-5x5-v0
+        MiniGrid-Empty-Random              MiniGrid-Empty-Random-5x5-v0
+        MiniGrid-Fetch                     MiniGrid-Fetch-5x5-N2-v0
+        MiniGrid-GoToDoor                  MiniGrid-GoToDoor-5x5-v0
+        MiniGrid-GoToObject                MiniGrid-GoToObject-6x6-N2-v0
+        MiniGrid-KeyCorridor               MiniGrid-KeyCorridorS3R1-v0
+        MiniGrid-LavaCrossing              MiniGrid-LavaCrossingS9N1-v0
+        MiniGrid-LavaGap                   MiniGrid-LavaGapS5-v0
+        MiniGrid-Memory                    MiniGrid-MemoryS7-v0
+        MiniGrid-MemoryRandom              MiniGrid-MemoryS13Random-v0
+        MiniGrid-MultiRoom                 MiniGrid-MultiRoom-N2-S4-v0
+        MiniGrid-PutNear                   MiniGrid-PutNear-6x6-N2-v0
+        MiniGrid-RedBlueDoors              MiniGrid-RedBlueDoors-6x6-v0
+        MiniGrid-SimpleCrossing            MiniGrid-SimpleCrossingS9N1-v0
+
+    >>> env = make("LavaGap", seed=3, render_mode="rgb_array")
+    >>> obs, info = env.reset()
+    >>> sorted(obs)
+    ['direction', 'image', 'mission']
+    """
+    env = gymnasium.make(resolve_env_id(name), **kwargs)
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env

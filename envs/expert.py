@@ -1,0 +1,171 @@
+"""Expert actions from a planner that sees the full grid (`env.unwrapped`).
+
+MiniGrid envs: a shortest-path search over (x, y, direction, picked-up key) that opens
+closed doors, fetches the matching key for a locked door, and never enters lava. It
+replans from the current grid on every call, so it also labels states reached by another
+policy (DAgger) and survives moving obstacles.
+
+BabyAI envs (the unwrapped env has `instrs`): minigrid's own `BabyAIBot`, which turns the
+instruction into subgoals. It keeps a plan between steps, so one bot lives per env episode.
+
+>>> import envs
+>>> from envs.expert import expert_action
+>>> env = envs.make("DoorKey", seed=0)
+>>> obs, info = env.reset()
+>>> terminated = truncated = False
+>>> while not (terminated or truncated):
+...     obs, reward, terminated, truncated, info = env.step(expert_action(env))
+>>> reward > 0
+True
+"""
+
+from __future__ import annotations
+
+import heapq
+import weakref
+from dataclasses import dataclass
+
+import gymnasium
+from minigrid.core.actions import Actions
+from minigrid.core.constants import DIR_TO_VEC
+from minigrid.utils.baby_ai_bot import BabyAIBot
+
+__all__ = ["NoPlanError", "expert_action"]
+
+
+class NoPlanError(RuntimeError):
+    """The planner cannot reach the mission's target from the current state."""
+
+
+def expert_action(env: gymnasium.Env, last_action: int | None = None) -> int:
+    """Next action (a minigrid `Actions` int) of a full-grid expert for `env`'s current state.
+
+    Call once per step. `last_action` is the action actually executed since the previous
+    call; pass it when it may differ from the expert's suggestion (DAgger-style rollouts),
+    so the BabyAI bot can plan to undo it. The MiniGrid planner ignores it (it replans from
+    the grid every call).
+
+    Supported: MiniGrid envs with a goal square (Empty, DoorKey, FourRooms, LavaGap,
+    LavaCrossing, SimpleCrossing, DistShift, MultiRoom, LockedRoom, ...), MiniGrid GoToDoor
+    and GoToObject, and the BabyAI levels `BabyAIBot` solves. Raises ValueError for other
+    missions and NoPlanError when the target is unreachable.
+    """
+    base = env.unwrapped
+    if hasattr(base, "instrs"):
+        return _babyai_action(base, last_action)
+    return _minigrid_action(base)
+
+
+# --- MiniGrid: shortest path over (x, y, dir, picked-up key) ------------------------------
+
+
+def _minigrid_action(base) -> int:
+    goals = {
+        (x, y)
+        for x in range(base.width)
+        for y in range(base.height)
+        if (cell := base.grid.get(x, y)) is not None and cell.type == "goal"
+    }
+    if goals:
+        return _plan(base, lambda x, y: (x, y) in goals, allow_doors=True)
+    if base.mission.startswith("go to") and hasattr(base, "target_pos"):
+        # GoToDoor/GoToObject reward `done` next to the target, and end the episode on
+        # `toggle`, so the plan may not open doors.
+        tx, ty = base.target_pos
+        x, y = base.agent_pos
+        if abs(x - tx) + abs(y - ty) == 1:
+            return int(Actions.done)
+        return _plan(base, lambda x, y: abs(x - tx) + abs(y - ty) == 1, allow_doors=False)
+    raise ValueError(
+        f"expert_action has no planner for the mission {base.mission!r} of "
+        f"{type(base).__name__}; it supports goal-square envs, GoToDoor/GoToObject "
+        "and BabyAI levels."
+    )
+
+
+def _plan(base, is_target, allow_doors: bool) -> int:
+    """First action of a cheapest plan to a cell where `is_target(x, y)` holds.
+
+    State: (x, y, dir, picked) where `picked` is the cell of the key picked up on the way
+    (None if none); that cell counts as empty afterwards. Opening a door costs one extra
+    step (toggle, then forward); door state is not tracked because the plan never closes one.
+    """
+    carried = base.carrying
+
+    def cell(x, y, picked):
+        return None if (x, y) == picked else base.grid.get(x, y)
+
+    def held_key_color(picked):
+        if picked is not None:
+            return base.grid.get(*picked).color
+        return carried.color if carried is not None and carried.type == "key" else None
+
+    start = (*map(int, base.agent_pos), int(base.agent_dir), None)
+    best = {start: 0}
+    first_action = {start: None}
+    frontier = [(0, 0, start)]  # (cost, tie-breaker, state); the tie-breaker keeps heapq off states
+    pushes = 0
+    while frontier:
+        cost, _, state = heapq.heappop(frontier)
+        if cost > best[state]:
+            continue
+        x, y, d, picked = state
+        if is_target(x, y):
+            # Already there only after the episode ended; `done` is then harmless.
+            return first_action[state] if first_action[state] is not None else int(Actions.done)
+        dx, dy = map(int, DIR_TO_VEC[d])
+        fx, fy = x + dx, y + dy
+        ahead = cell(fx, fy, picked)
+        moves = [
+            (Actions.left, 1, (x, y, (d - 1) % 4, picked)),
+            (Actions.right, 1, (x, y, (d + 1) % 4, picked)),
+        ]
+        walkable = ahead is None or ahead.type in ("goal", "floor")
+        if walkable or (ahead.type == "door" and ahead.is_open):
+            moves.append((Actions.forward, 1, (fx, fy, d, picked)))
+        elif ahead.type == "door" and allow_doors:
+            if not ahead.is_locked or held_key_color(picked) == ahead.color:
+                moves.append((Actions.toggle, 2, (fx, fy, d, picked)))
+        elif ahead.type == "key" and carried is None and picked is None:
+            moves.append((Actions.pickup, 1, (x, y, d, (fx, fy))))
+        # Everything else (walls, lava, balls, boxes) blocks; lava is never entered.
+        for action, step_cost, nxt in moves:
+            if cost + step_cost < best.get(nxt, float("inf")):
+                best[nxt] = cost + step_cost
+                first = first_action[state]
+                first_action[nxt] = first if first is not None else int(action)
+                pushes += 1
+                heapq.heappush(frontier, (cost + step_cost, pushes, nxt))
+    where = tuple(map(int, base.agent_pos))
+    raise NoPlanError(f"no path to the target of {base.mission!r} from {where}")
+
+
+# --- BabyAI: minigrid's BabyAIBot, one per env episode -------------------------------------
+
+
+@dataclass
+class _BotEpisode:
+    instrs: object  # the episode's instruction object; every reset makes a new one
+    step_count: int  # env.step_count when `action` was suggested
+    action: int
+    bot: BabyAIBot
+
+
+# Keyed weakly by the unwrapped env so that finished envs do not keep their bots alive.
+_bot_episodes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _babyai_action(base, last_action: int | None) -> int:
+    episode = _bot_episodes.get(base)
+    same_episode = episode is not None and episode.instrs is base.instrs
+    if same_episode and base.step_count == episode.step_count:
+        return episode.action  # asked again without stepping: the bot must not advance
+    if same_episode and base.step_count == episode.step_count + 1:
+        bot = episode.bot
+        action = bot.replan(last_action)
+    else:
+        # New episode, or steps the bot never saw: start a bot from the current state.
+        bot = BabyAIBot(base)
+        action = bot.replan()
+    _bot_episodes[base] = _BotEpisode(base.instrs, base.step_count, int(action), bot)
+    return int(action)

@@ -1,0 +1,121 @@
+import pytest
+import torch
+
+from agent.actions import ACTION_PHRASES, parse_action
+from agent.policy import LMPolicy, PhraseTree
+from agent.prompts import encode
+
+OBSERVATIONS = [
+    "Mission: get to the green goal square. You see: goal 2 forward.",
+    "Mission: use the key to open the door and then get to the goal. You see: yellow key 1 left 2 forward; "
+    "yellow door locked 3 right 1 forward. In front: nothing. You carry: nothing.",
+    "x",
+]
+
+
+def naive_phrase_log_likelihoods(policy, observation):
+    """Each phrase scored by a full forward pass over system + state + phrase."""
+    prompt = policy.system_ids + policy.state_ids(observation)
+    out = []
+    for phrase in ACTION_PHRASES:
+        ids = encode(policy.tokenizer, phrase)
+        with torch.no_grad():
+            logp = torch.log_softmax(policy.model(torch.tensor([prompt + ids])).logits[0].float(), -1)
+        out.append(sum(logp[len(prompt) - 1 + i, t] for i, t in enumerate(ids)))
+    return torch.stack(out)
+
+
+def test_phrase_tree_shares_first_tokens():
+    tree = PhraseTree.build([[1, 2], [1, 3], [4], [5, 6]])
+    assert tree.tokens == [1, 2, 3, 4, 5, 6]
+    assert tree.parents == [-1, 0, 0, -1, -1, 4]
+    assert tree.paths == [[0, 1], [0, 2], [3], [4, 5]]
+
+
+def test_tree_scoring_equals_naive_scoring_with_mixed_lengths(tiny):
+    policy = LMPolicy(*tiny, bf16=False)
+    scores = policy.score(OBSERVATIONS)
+    for row, observation in enumerate(OBSERVATIONS):
+        torch.testing.assert_close(scores.phrase_log_likelihoods[row], naive_phrase_log_likelihoods(policy, observation),
+                                   atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(scores.probs.sum(-1), torch.ones(3))
+
+
+def test_real_model_tree_scoring_equals_naive(smollm2):
+    policy = LMPolicy(*smollm2, bf16=False)
+    scores = policy.score(OBSERVATIONS[:2])
+    for row, observation in enumerate(OBSERVATIONS[:2]):
+        torch.testing.assert_close(scores.phrase_log_likelihoods[row], naive_phrase_log_likelihoods(policy, observation),
+                                   atol=1e-3, rtol=1e-4)
+
+
+def test_batch_rows_do_not_leak_into_each_other(tiny):
+    policy = LMPolicy(*tiny, bf16=False)
+    alone = policy.score([OBSERVATIONS[1]]).log_probs
+    together = policy.score(OBSERVATIONS).log_probs[1:2]
+    torch.testing.assert_close(alone, together, atol=1e-5, rtol=1e-5)
+
+
+def test_mean_normalisation_divides_by_phrase_length(tiny):
+    policy = LMPolicy(*tiny, bf16=False, normalization="mean")
+    scores = policy.score(OBSERVATIONS[:1])
+    lengths = torch.tensor([len(encode(policy.tokenizer, p)) for p in ACTION_PHRASES], dtype=torch.float)
+    torch.testing.assert_close(scores.log_probs[0], torch.log_softmax(scores.phrase_log_likelihoods[0] / lengths, -1))
+    with pytest.raises(ValueError, match="'sum' or 'mean'"):
+        LMPolicy(*tiny, normalization="max")
+
+
+def test_system_cache_is_reused_and_refreshed_when_weights_change(tiny):
+    import copy
+
+    model = copy.deepcopy(tiny[0])
+    policy = LMPolicy(model, tiny[1], bf16=False)
+    with torch.no_grad():
+        before = policy.score(OBSERVATIONS[:1]).log_probs
+        first = policy._system_cache
+        policy.score(OBSERVATIONS[:1])
+        assert policy._system_cache is first
+        weight = next(p for p in model.parameters() if p.requires_grad)
+        weight.add_(0.05)  # what an optimizer step does
+        after = policy.score(OBSERVATIONS[:1]).log_probs
+    assert policy._system_cache is not first
+    assert not torch.allclose(before, after)
+
+
+def test_gradient_path_matches_cached_path(tiny):
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(copy.deepcopy(tiny[0]), LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    policy = LMPolicy(model, tiny[1], bf16=False, value_head=True)
+    with torch.no_grad():
+        cached = policy.score(OBSERVATIONS)
+    fresh = policy.score(OBSERVATIONS)
+    assert fresh.log_probs.requires_grad
+    torch.testing.assert_close(fresh.log_probs.detach(), cached.log_probs, atol=1e-5, rtol=1e-5)
+    fresh.log_probs[:, 0].sum().backward()
+    lora_grads = [p.grad for n, p in model.named_parameters() if "lora_" in n]
+    assert any(g is not None and g.abs().sum() > 0 for g in lora_grads)
+
+
+def test_generate_keeps_raw_parsed_and_executed_apart(tiny):
+    policy = LMPolicy(*tiny, bf16=False)
+    gens = policy.generate(OBSERVATIONS[:2], max_new_tokens=6)
+    for g in gens:
+        assert isinstance(g.raw_text, str)
+        assert g.parsed == parse_action(g.raw_text)
+        if g.invalid:
+            assert g.fallback in ACTION_PHRASES and g.action == ACTION_PHRASES.index(g.fallback)
+        else:
+            assert g.fallback is None and g.action == ACTION_PHRASES.index(g.parsed)
+
+
+def test_bf16_choice_matches_fp32_on_fixed_states(smollm2):
+    from agent.policy import bf16_is_fast
+
+    if not bf16_is_fast(torch.device("cpu")):
+        pytest.skip("this CPU has no native bf16")
+    fp32 = LMPolicy(*smollm2, bf16=False).score(OBSERVATIONS)
+    bf16 = LMPolicy(*smollm2, bf16=True).score(OBSERVATIONS)
+    assert torch.equal(fp32.actions, bf16.actions)
