@@ -146,7 +146,9 @@ def load_model(spec: str = DEFAULT_MODEL, dtype: torch.dtype | None = None, devi
     on CUDA. Raises ModelError with a one-sentence fix for anything missing or broken.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a weight-loading bar on every start is noise
     device = torch.device(device) if device is not None else default_device()
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32

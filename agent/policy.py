@@ -300,7 +300,12 @@ def load_policy(model: str = "smollm2-135m", adapter: str | None = None, device=
     """
     from agent.models import ModelError, load_model
 
-    lm, tokenizer = load_model(model, device=device)
+    from agent.models import default_device
+
+    device = torch.device(device) if device is not None else default_device()
+    use_bf16 = bf16_is_fast(device) if bf16 is None else bf16
+    # bf16 weights, not just autocast: casting fp32 weights on every pass costs ~2x on CPU.
+    lm, tokenizer = load_model(model, dtype=torch.bfloat16 if use_bf16 else torch.float32, device=device)
     lm.requires_grad_(False)  # inference only; training builds its own trainable policy
     has_value_head = False
     if adapter is not None:
@@ -319,7 +324,7 @@ def load_policy(model: str = "smollm2-135m", adapter: str | None = None, device=
             raise ModelError(f"Adapter {adapter} could not be loaded ({first}); {hint}.") from err
         lm.eval()
         has_value_head = (folder / "value_head.pt").is_file()
-    policy = LMPolicy(lm, tokenizer, normalization=normalization, bf16=bf16, value_head=has_value_head)
+    policy = LMPolicy(lm, tokenizer, normalization=normalization, bf16=use_bf16, value_head=has_value_head)
     if has_value_head:
         state = torch.load(Path(adapter) / "value_head.pt", map_location=policy.device, weights_only=True)
         try:
