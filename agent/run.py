@@ -87,7 +87,7 @@ def print_step(episode, step, env, ascii_map: bool) -> None:
     shielded = f" [shield: {ACTION_PHRASES[d.action]} blocked]" if step.shielded else ""
     print(f"  action: {ACTION_PHRASES[step.executed]}{prob}{shielded}  reward={step.reward:.2f}")
     if ascii_map:
-        print(str(env.unwrapped))
+        print(env.unwrapped.pprint_grid())
 
 
 def summarise(episodes, seconds: float) -> dict:
