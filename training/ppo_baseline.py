@@ -1,0 +1,197 @@
+"""Classic PPO from scratch: a small MLP on MiniGrid's symbolic observation (CleanRL style).
+
+    python training/ppo_baseline.py --env MiniGrid-DoorKey-5x5-v0 --total-steps 300000 --out runs/mlp
+
+The reference point for the LM agents: same env, same reward, same held-out evaluation
+seeds (`training.seeds`), same greedy success measure. The input is the 7x7x3 egocentric
+encoding (object, colour, state indices, one-hot) plus the direction, as in the classic
+MiniGrid baselines; the network has no idea what the words mean, so it must learn
+everything from reward.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+import envs
+from training import seeds as seed_policy
+from training.cli import option, parse
+
+OBJECTS, COLORS, STATES = 11, 6, 3
+
+
+@dataclass
+class BaselineConfig:
+    env: str = option("MiniGrid-DoorKey-5x5-v0", "Gymnasium id or short family name")
+    out: str = option("runs/ppo-baseline", "run folder: metrics.csv, summary.json, learning_curve.png")
+    seed: int = option(1, "seed of network init, sampling and minibatch order")
+    total_steps: int = option(300_000, "env steps over all envs")
+    num_envs: int = option(16, "envs stepped in lockstep")
+    num_steps: int = option(128, "steps per env per rollout")
+    learning_rate: float = option(2.5e-4, "Adam learning rate, decayed linearly to 0")
+    gamma: float = option(0.99, "discount factor")
+    gae_lambda: float = option(0.95, "GAE lambda")
+    update_epochs: int = option(4, "passes over each rollout")
+    num_minibatches: int = option(4, "minibatches per pass")
+    clip_coef: float = option(0.2, "PPO ratio clip")
+    ent_coef: float = option(0.01, "entropy bonus")
+    vf_coef: float = option(0.5, "value loss weight")
+    max_grad_norm: float = option(0.5, "gradient clipping")
+    eval_every: int = option(10_000, "env steps between greedy evaluations on held-out seeds")
+    eval_episodes: int = option(100, "held-out evaluation seeds (0..N-1)")
+
+    def __post_init__(self):
+        for name in ("total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "eval_every", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}.")
+        if (self.num_envs * self.num_steps) % self.num_minibatches:
+            raise ValueError("--num-envs x --num-steps must divide by --num-minibatches; change one of them.")
+
+
+def encode(obs) -> np.ndarray:
+    """One-hot object/colour/state per cell, plus the direction: a flat float vector."""
+    image = obs["image"].reshape(-1, 3).astype(np.int64)
+    parts = [np.eye(OBJECTS)[image[:, 0]], np.eye(COLORS)[image[:, 1]], np.eye(STATES)[np.minimum(image[:, 2], 2)]]
+    return np.concatenate([np.concatenate(parts, 1).ravel(), np.eye(4)[obs["direction"]]]).astype(np.float32)
+
+
+class Agent(nn.Module):
+    def __init__(self, size: int, actions: int = 7):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(size, 128), nn.Tanh(), nn.Linear(128, 128), nn.Tanh())
+        self.pi = nn.Linear(128, actions)
+        self.v = nn.Linear(128, 1)
+
+    def forward(self, x):
+        h = self.body(x)
+        return self.pi(h), self.v(h).squeeze(-1)
+
+
+def evaluate(agent: Agent, env_id: str, episodes: int) -> float:
+    """Greedy success rate on the held-out seeds 0..episodes-1."""
+    wins = 0
+    for seed in seed_policy.eval_seeds(episodes):
+        env = envs.make(env_id)
+        obs, _ = env.reset(seed=seed)
+        while True:
+            with torch.no_grad():
+                logits, _ = agent(torch.from_numpy(encode(obs))[None])
+            obs, reward, terminated, truncated, _ = env.step(int(logits.argmax()))
+            if terminated or truncated:
+                wins += reward > 0
+                break
+    return wins / episodes
+
+
+def train(cfg: BaselineConfig) -> dict:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    env_id = envs.resolve_env_id(cfg.env)
+    env_list = [envs.make(env_id) for _ in range(cfg.num_envs)]
+    episode_count = [0] * cfg.num_envs
+    obs = [env.reset(seed=seed_policy.train_seed(i, 0, stream=2))[0] for i, env in enumerate(env_list)]
+    agent = Agent(len(encode(obs[0])))
+    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
+    batch = cfg.num_envs * cfg.num_steps
+    updates = -(-cfg.total_steps // batch)
+    rows, began, step, next_eval = [], time.time(), 0, 0
+    for update in range(updates):
+        optimizer.param_groups[0]["lr"] = cfg.learning_rate * (1 - update / updates)
+        x = np.zeros((cfg.num_steps, cfg.num_envs, len(encode(obs[0]))), np.float32)
+        actions, logps, values = (np.zeros((cfg.num_steps, cfg.num_envs), t) for t in (np.int64, np.float32, np.float32))
+        rewards, dones = np.zeros((cfg.num_steps, cfg.num_envs), np.float32), np.zeros((cfg.num_steps, cfg.num_envs), np.float32)
+        for t in range(cfg.num_steps):
+            if step >= next_eval:
+                rows.append({"step": step, "success_rate": evaluate(agent, env_id, cfg.eval_episodes),
+                             "seconds": round(time.time() - began, 1)})
+                print(f"step {step}: greedy success {rows[-1]['success_rate']:.2f} on {cfg.eval_episodes} held-out seeds", flush=True)
+                next_eval += cfg.eval_every
+            x[t] = np.stack([encode(o) for o in obs])
+            with torch.no_grad():
+                logits, value = agent(torch.from_numpy(x[t]))
+                dist = torch.distributions.Categorical(logits=logits)
+                action = dist.sample()
+            actions[t], logps[t], values[t] = action.numpy(), dist.log_prob(action).numpy(), value.numpy()
+            for i, env in enumerate(env_list):
+                obs[i], reward, terminated, truncated, _ = env.step(int(action[i]))
+                rewards[t, i], dones[t, i] = reward, terminated or truncated
+                if terminated or truncated:
+                    episode_count[i] += 1
+                    obs[i], _ = env.reset(seed=seed_policy.train_seed(i, episode_count[i], stream=2))
+            step += cfg.num_envs
+        with torch.no_grad():
+            _, last_value = agent(torch.from_numpy(np.stack([encode(o) for o in obs])))
+        advantages, last = np.zeros_like(rewards), 0.0
+        for t in reversed(range(cfg.num_steps)):
+            next_value = last_value.numpy() if t == cfg.num_steps - 1 else values[t + 1]
+            delta = rewards[t] + cfg.gamma * next_value * (1 - dones[t]) - values[t]
+            last = delta + cfg.gamma * cfg.gae_lambda * (1 - dones[t]) * last
+            advantages[t] = last
+        returns = advantages + values
+        flat = lambda a: torch.from_numpy(a.reshape(batch, *a.shape[2:]))  # noqa: E731
+        bx, ba, blp, badv, bret = flat(x), flat(actions), flat(logps), flat(advantages), flat(returns)
+        for _ in range(cfg.update_epochs):
+            order = rng.permutation(batch)
+            for mb in np.split(order, cfg.num_minibatches):
+                logits, value = agent(bx[mb])
+                dist = torch.distributions.Categorical(logits=logits)
+                ratio = (dist.log_prob(ba[mb]) - blp[mb]).exp()
+                adv = (badv[mb] - badv[mb].mean()) / (badv[mb].std() + 1e-8)
+                policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+                loss = policy_loss + cfg.vf_coef * ((value - bret[mb]) ** 2).mean() - cfg.ent_coef * dist.entropy().mean()
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+    rows.append({"step": step, "success_rate": evaluate(agent, env_id, cfg.eval_episodes), "seconds": round(time.time() - began, 1)})
+    print(f"step {step}: greedy success {rows[-1]['success_rate']:.2f} (final)", flush=True)
+    with open(out / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    first = lambda level: next((r["step"] for r in rows if r["success_rate"] >= level), None)  # noqa: E731
+    summary = {"config": asdict(cfg), "env": env_id, "steps_to_0.5": first(0.5), "steps_to_0.8": first(0.8),
+               "steps_to_0.95": first(0.95), "final_success": rows[-1]["success_rate"], "seconds": rows[-1]["seconds"]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    plot(rows, out / "learning_curve.png", f"MLP PPO from scratch on {env_id}")
+    return summary
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["step"] for r in rows], [r["success_rate"] for r in rows], marker="o", ms=3)
+    ax.set(xlabel="env steps", ylabel="greedy success (held-out seeds)", ylim=(-0.02, 1.02), title=title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    cfg = parse(BaselineConfig, argv, prog="python training/ppo_baseline.py", description=__doc__.split("\n\n")[0])
+    print(json.dumps(train(cfg), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
