@@ -1,0 +1,402 @@
+"""Benchmark agents on MiniGrid/BabyAI envs: success with Wilson intervals and behaviour metrics.
+
+    python -m evals.benchmark --agents random,expert,llm,llm-generate \\
+        --envs MiniGrid-DoorKey-5x5-v0,BabyAI-GoToObj-v0,MiniGrid-LavaGapS5-v0 \\
+        --episodes 100 --seed 0 --out results/NAME
+
+Writes results.json (schema in evals/README.md), results.md (a table) and success.png
+into --out. Episodes use held-out evaluation seeds (`training.seeds.eval_seeds`), which
+training never uses; `--seed` offsets within that range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from agent.models import BUILTIN_MODELS, DEFAULT_MODEL
+from agent.run import positive_int, seed_int
+
+SCHEMA_VERSION = 1
+AGENT_KINDS = ("random", "expert", "llm", "llm-generate")
+ADAPTER_KINDS = ("llm", "llm-generate")
+DEFAULT_AGENTS = "random,expert,llm,llm-generate"
+DEFAULT_ENVS = "MiniGrid-DoorKey-5x5-v0,BabyAI-GoToObj-v0,MiniGrid-LavaGapS5-v0"
+RESULTS_JSON, RESULTS_MD, SUCCESS_PNG = "results.json", "results.md", "success.png"
+PROB_DIGITS = 6  # probabilities are stored rounded; metrics are computed from the stored values
+
+
+class BenchmarkError(Exception):
+    """A bad command-line input; the message is one sentence with the fix."""
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    kind: str  # one of AGENT_KINDS
+    adapter: str | None = None  # LoRA adapter folder for the LM kinds
+
+    @property
+    def label(self) -> str:
+        return self.kind + (f":{self.adapter}" if self.adapter else "")
+
+
+def parse_agents(text: str) -> list[AgentSpec]:
+    """`random,expert,llm,llm-generate,llm:ADAPTER_DIR` -> specs, in order, without repeats.
+
+    >>> [s.label for s in parse_agents("random, llm:runs/a/final")]
+    ['random', 'llm:runs/a/final']
+    """
+    specs = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        kind, colon, adapter = item.partition(":")
+        if kind not in AGENT_KINDS or (colon and (not adapter or kind not in ADAPTER_KINDS)):
+            raise BenchmarkError(f"Unknown agent {item!r}: choose from {', '.join(AGENT_KINDS)}, "
+                                 "or llm:ADAPTER_DIR / llm-generate:ADAPTER_DIR for a LoRA adapter.")
+        spec = AgentSpec(kind, adapter or None)
+        if spec not in specs:
+            specs.append(spec)
+    if not specs:
+        raise BenchmarkError(f"--agents is empty: give a comma-separated list such as {DEFAULT_AGENTS}.")
+    return specs
+
+
+def parse_envs(text: str) -> list[str]:
+    import envs
+
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise BenchmarkError(f"--envs is empty: give a comma-separated list such as {DEFAULT_ENVS}.")
+    try:
+        return list(dict.fromkeys(envs.resolve_env_id(name) for name in names))
+    except envs.UnknownEnvError as err:
+        raise BenchmarkError(str(err)) from None
+
+
+def benchmark_seeds(first: int, episodes: int) -> list[int]:
+    """Evaluation seeds `first .. first+episodes-1`, all inside the held-out range."""
+    from training.seeds import MAX_EVAL_SEEDS, TRAIN_SEED_BASE, eval_seeds
+
+    if first + episodes > MAX_EVAL_SEEDS:
+        raise BenchmarkError(f"--seed {first} plus --episodes {episodes} leaves the evaluation seeds 0..{MAX_EVAL_SEEDS - 1} "
+                             f"(training uses {TRAIN_SEED_BASE} and up): lower --seed or --episodes.")
+    return eval_seeds(first + episodes)[first:]
+
+
+def check_device(device: str | None) -> None:
+    if device is None:
+        return
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise BenchmarkError(f"Unknown --device {device!r}: give cpu, cuda or cuda:N.") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise BenchmarkError(f"--device {device} asked for a GPU but torch sees none: use --device cpu.")
+
+
+def prepare_out(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise BenchmarkError(f"--out {path} is a file: give a folder (it is created if missing).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BenchmarkError(f"Cannot create --out folder {path} ({err.strerror}): give a writable path.") from None
+    return out
+
+
+class TextCache:
+    """Memoise a greedy LM agent's decisions by observation text.
+
+    A greedy policy's choice is a function of the text it reads, and MiniGrid levels repeat
+    texts a lot, so each distinct text is sent to the model once and later visits reuse
+    that decision (a copy, with the same token count). Only the batch composition of the
+    first visit can differ from an uncached run (float rounding, not the policy).
+    """
+
+    def __init__(self, agent):
+        self.agent, self.name = agent, agent.name
+        self.memo: dict = {}
+        self.computed, self.hits, self.seconds = 0, 0, 0.0
+
+    def decide(self, observations, texts, env_list):
+        todo = list(dict.fromkeys(t for t in texts if t not in self.memo))
+        if todo:
+            rows = [texts.index(t) for t in todo]
+            began = time.perf_counter()
+            decisions = self.agent.decide([observations[i] for i in rows], todo, [env_list[i] for i in rows])
+            self.seconds += time.perf_counter() - began
+            self.memo.update(zip(todo, decisions))
+            self.computed += len(todo)
+        self.hits += len(texts) - len(todo)
+        return [replace(self.memo[t], probs=list(self.memo[t].probs) if self.memo[t].probs else None) for t in texts]
+
+
+def consistency_probes(policy, reason: bool, episodes, n_states: int, k: int, seed: int) -> list[dict]:
+    """Sample `k` generations (temperature 1) at `n_states` states spread evenly over the
+    distinct observation texts of `episodes` (in order of first visit)."""
+    import torch
+
+    texts = list(dict.fromkeys(s.observation for e in episodes for s in e.steps))
+    if not texts or n_states == 0 or k == 0:
+        return []
+    n = min(n_states, len(texts))
+    picks = [texts[i * len(texts) // n] for i in range(n)]
+    torch.manual_seed(seed)
+    gens = policy.generate([t for t in picks for _ in range(k)], reason=reason, greedy=False)
+    return [{"observation": text, "samples": [{"raw_text": g.raw_text, "parsed": g.parsed} for g in gens[i * k:(i + 1) * k]]}
+            for i, text in enumerate(picks)]
+
+
+def probe_answers(probes: list[dict]) -> list[list[str | None]]:
+    return [[s["parsed"] for s in p["samples"]] for p in probes]
+
+
+def round_probs(episodes) -> None:
+    for episode in episodes:
+        for step in episode.steps:
+            if step.decision.probs:
+                step.decision.probs = [round(p, PROB_DIGITS) for p in step.decision.probs]
+
+
+def episode_record(episode) -> dict:
+    """An Episode as JSON: per-step wall time is summed into the episode's "timing"."""
+    record = episode.to_dict()
+    record["timing"] = {"decision_seconds": sum(s.pop("seconds") for s in record["steps"])}
+    return record
+
+
+def episode_from_record(record: dict):
+    """Inverse of `episode_record` (step times become 0), for recomputing metrics."""
+    from agent.episodes import Decision, Episode, Step
+
+    steps = [Step(**{**s, "decision": Decision(**s["decision"]), "seconds": 0.0}) for s in record["steps"]]
+    fields = {k: v for k, v in record.items() if k not in ("steps", "timing")}
+    return Episode(**fields, steps=steps)
+
+
+def rescore(results: dict) -> dict:
+    """Recompute every run's aggregates from its stored episodes and probes (after a metric
+    fix, say), keeping the measured "timing". Returns a new dict.
+
+    >>> results = json.loads(Path("results/baseline/results.json").read_text())  # doctest: +SKIP
+    >>> Path("results/baseline/results.json").write_text(json.dumps(rescore(results), indent=1))  # doctest: +SKIP
+    """
+    from evals.metrics import summarise
+
+    runs = []
+    for run in results["runs"]:
+        aggregates = summarise([episode_from_record(e) for e in run["episodes"]], probe_answers(run["consistency_probes"]))
+        aggregates["timing"] = run["aggregates"]["timing"]
+        runs.append({**run, "aggregates": aggregates})
+    return {**results, "runs": runs}
+
+
+def strip_timing(value):
+    """A copy of a results.json value without its "timing" entries (which vary run to run)."""
+    if isinstance(value, dict):
+        return {k: strip_timing(v) for k, v in value.items() if k != "timing"}
+    if isinstance(value, list):
+        return [strip_timing(v) for v in value]
+    return value
+
+
+def versions() -> dict:
+    import importlib.metadata as metadata
+
+    import gymnasium
+    import minigrid
+    import torch
+    import transformers
+
+    try:
+        own = metadata.version("embodied-lm")
+    except metadata.PackageNotFoundError:  # run from a checkout that was not pip-installed
+        import tomllib
+
+        own = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "gymnasium": gymnasium.__version__, "minigrid": minigrid.__version__, "embodied-lm": own}
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):  # one sentence on stderr, no usage dump
+        print(f"error: {message.rstrip('.')}.", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(prog="python -m evals.benchmark", description=__doc__.split("\n\n")[0],
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--agents", default=DEFAULT_AGENTS,
+                        help="comma-separated: random, expert, llm (score mode), llm-generate (a one-sentence reason, "
+                             "then the action); llm:ADAPTER_DIR and llm-generate:ADAPTER_DIR add a LoRA adapter")
+    parser.add_argument("--envs", default=DEFAULT_ENVS, help="comma-separated Gymnasium ids or short family names")
+    parser.add_argument("--episodes", type=positive_int, default=100, help="episodes per agent and env")
+    parser.add_argument("--seed", type=seed_int, default=0,
+                        help="first evaluation seed; episode i uses seed+i (held out from training)")
+    parser.add_argument("--max-steps", type=positive_int, default=None,
+                        help="step cap per episode (default: the env's); capped episodes count as failures")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"{' or '.join(BUILTIN_MODELS)}, a Hugging Face folder, a .gguf file or a hub id")
+    parser.add_argument("--shield", choices=("off", "on", "both"), default="off",
+                        help="block actions that step into lava; 'both' runs every agent with and without it")
+    parser.add_argument("--out", required=True, help="output folder for results.json, results.md and success.png")
+    parser.add_argument("--batch", type=positive_int, default=8, help="episodes played in lockstep (one LM batch)")
+    parser.add_argument("--consistency-samples", type=positive_int, default=5,
+                        help="K: sampled generations per probed state for self-consistency (generate mode)")
+    parser.add_argument("--consistency-states", type=int, default=6,
+                        help="states probed per generate-mode agent and env (0 turns self-consistency off)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="query the LM at every step instead of once per distinct observation text")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    return parser
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def make_agent(spec: AgentSpec, policies: dict, seed: int):
+    from agent.episodes import ExpertAgent, LMAgent, RandomAgent
+
+    if spec.kind == "random":
+        return RandomAgent(seed=seed)
+    if spec.kind == "expert":
+        return ExpertAgent()
+    mode = "score" if spec.kind == "llm" else "generate"
+    return LMAgent(policies[spec.adapter], mode=mode, reason=spec.kind == "llm-generate", seed=seed)
+
+
+def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: list[int]) -> dict:
+    """Play every agent x env (x shield) and return the results dict (schema_version 1)."""
+    import torch
+    from tqdm import tqdm
+
+    from agent.episodes import play
+    from agent.policy import load_policy
+    from evals import metrics
+    from training.seeds import MAX_EVAL_SEEDS, TRAIN_SEED_BASE
+
+    began = time.perf_counter()
+    torch.manual_seed(args.seed)
+    policies = {}  # adapter -> LMPolicy: each model/adapter is loaded once and shared
+    for spec in specs:
+        if spec.kind in ADAPTER_KINDS and spec.adapter not in policies:
+            policies[spec.adapter] = load_policy(args.model, spec.adapter, device=args.device)
+    load_seconds = time.perf_counter() - began
+    variants = {"off": [False], "on": [True], "both": [False, True]}[args.shield]
+    runs = []
+    last_t = [None]
+
+    def show_step(episode, step, env):  # the bar moves per finished chunk; show the lockstep clock
+        if step.t != last_t[0]:
+            last_t[0] = step.t
+            bar.set_postfix_str(f"step {step.t}")
+
+    bar = tqdm(total=len(specs) * len(env_ids) * len(variants) * len(seeds), unit="episode", file=sys.stderr,
+               mininterval=1.0, dynamic_ncols=True)
+    for spec in specs:
+        cache = None
+        for env_index, env_id in enumerate(env_ids):
+            probes = None
+            for use_shield in variants:
+                agent = make_agent(spec, policies, seed=args.seed)
+                if spec.kind in ADAPTER_KINDS and not args.no_cache:
+                    cache = cache or TextCache(agent)  # one per agent: texts carry their mission
+                    agent = cache
+                before = (cache.computed, cache.hits, cache.seconds) if cache else None
+                bar.set_description(f"{spec.label} {env_id}{' +shield' if use_shield else ''}")
+                run_began = time.perf_counter()
+                episodes = []
+                for start in range(0, len(seeds), args.batch):
+                    chunk = seeds[start:start + args.batch]
+                    episodes += play(agent, env_id, chunk, max_steps=args.max_steps, batch=args.batch,
+                                     use_shield=use_shield, on_step=show_step)
+                    bar.update(len(chunk))
+                round_probs(episodes)
+                run_seconds = time.perf_counter() - run_began
+                probe_seconds = 0.0
+                if probes is None:  # probed once per agent and env, on the first variant's states
+                    probes = []
+                    if spec.kind == "llm-generate":
+                        probe_began = time.perf_counter()
+                        probes = consistency_probes(policies[spec.adapter], True, episodes, args.consistency_states,
+                                                    args.consistency_samples, seed=args.seed * 1000 + env_index)
+                        probe_seconds = time.perf_counter() - probe_began
+                aggregates = metrics.summarise(episodes, probe_answers(probes))
+                run = {"agent": spec.label, "kind": spec.kind, "adapter": spec.adapter,
+                       "model": args.model if spec.kind in ADAPTER_KINDS else None,
+                       "shield": use_shield, "env": env_id, "aggregates": aggregates}
+                timing = {"run_seconds": run_seconds, "probe_seconds": probe_seconds}
+                if cache:
+                    computed, hits, seconds = (cache.computed - before[0], cache.hits - before[1], cache.seconds - before[2])
+                    run["text_cache"] = {"model_decisions": computed, "reused_decisions": hits}
+                    timing["model_decisions_per_second"] = computed / seconds if seconds > 0 else None
+                aggregates["timing"].update(timing)
+                run["consistency_probes"] = probes
+                run["episodes"] = [episode_record(e) for e in episodes]
+                runs.append(run)
+    bar.close()
+    policy_info = {(a or "base"): {"device": str(p.device), "bf16": p.bf16} for a, p in policies.items()}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "config": {
+            "agents": [s.label for s in specs], "envs": env_ids, "episodes": len(seeds), "seed": args.seed,
+            "seeds": seeds, "max_steps": args.max_steps, "shield": args.shield, "model": args.model,
+            "policies": policy_info, "batch": args.batch, "text_cache": not args.no_cache,
+            "consistency_samples": args.consistency_samples, "consistency_states": args.consistency_states,
+            "seed_ranges": {"evaluation": [0, MAX_EVAL_SEEDS - 1], "training_from": TRAIN_SEED_BASE},
+        },
+        "versions": versions(),
+        "runs": runs,
+        "timing": {"wall_seconds": time.perf_counter() - began, "model_load_seconds": load_seconds,
+                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+    }
+
+
+def write_outputs(results: dict, out: Path, command: str) -> None:
+    from evals.reports import markdown_report, plot_success
+
+    # Compact: a benchmark holds tens of thousands of steps (pretty-print with `python -m json.tool`).
+    (out / RESULTS_JSON).write_text(json.dumps(results, separators=(",", ":")) + "\n")
+    (out / RESULTS_MD).write_text(markdown_report(results, command))
+    plot_success(results, out / SUCCESS_PNG)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    from agent.models import ModelError
+
+    try:
+        if args.consistency_states < 0:
+            raise BenchmarkError(f"--consistency-states {args.consistency_states} is negative: give 0 or more.")
+        specs = parse_agents(args.agents)
+        env_ids = parse_envs(args.envs)
+        seeds = benchmark_seeds(args.seed, args.episodes)
+        check_device(args.device)
+        out = prepare_out(args.out)
+    except BenchmarkError as err:
+        fail(str(err))
+    try:
+        results = run_benchmark(args, specs, env_ids, seeds)
+    except ModelError as err:
+        fail(str(err))
+    write_outputs(results, out, "python -m evals.benchmark " + shlex.join(argv))
+    print(f"wrote {out / RESULTS_JSON}, {out / RESULTS_MD} and {out / SUCCESS_PNG}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
