@@ -1,0 +1,1 @@
+"""Training: behaviour cloning (`sft.py`) and PPO with LoRA (`rl_finetune.py`)."""

@@ -1,0 +1,124 @@
+"""Atomic, verified checkpoints: write to a temp folder, fsync, rename; sha256 manifest.
+
+Layout: ``RUN/checkpoints/update_000010/`` holding any files plus ``manifest.json``
+(name -> sha256). `load_latest` verifies the manifest and falls back to the previous
+checkpoint, with a warning, when the newest one is incomplete or corrupt.
+
+>>> import tempfile, torch
+>>> with tempfile.TemporaryDirectory() as run:
+...     _ = save(run, 1, {"state.pt": {"x": torch.ones(2)}})
+...     folder, files = load_latest(run)
+...     folder.name, files["state.pt"]["x"].tolist()
+('update_000001', [1.0, 1.0])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+MANIFEST = "manifest.json"
+
+
+class CheckpointError(Exception):
+    """No usable checkpoint; the message says what was found."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def checkpoint_dir(run: str | os.PathLike) -> Path:
+    return Path(run) / "checkpoints"
+
+
+def save(run: str | os.PathLike, update: int, objects: dict[str, object], keep: int = 3) -> Path:
+    """Write `objects` (file name -> torch-saveable object) as checkpoint `update`; keep the newest `keep`."""
+    root = checkpoint_dir(run)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"update_{update:06d}"
+    tmp = root / f".tmp_update_{update:06d}_{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    hashes = {}
+    for name, obj in objects.items():
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        _write_synced(tmp / name, buffer.getvalue())
+        hashes[name] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    _write_synced(tmp / MANIFEST, json.dumps({"update": update, "files": hashes}, indent=1).encode())
+    _fsync_dir(tmp)
+    if final.exists():  # re-saving the same update (e.g. after a resume): replace it
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    for old in list_checkpoints(run)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(run: str | os.PathLike) -> list[Path]:
+    """Finished checkpoint folders, oldest first."""
+    root = checkpoint_dir(run)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("update_"))
+
+
+def verify(folder: Path) -> dict[str, object]:
+    """Load every file of a checkpoint after checking its sha256; raises CheckpointError."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{folder} has no readable {MANIFEST} ({err})") from err
+    loaded = {}
+    for name, expected in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing")
+        if _sha256(path) != expected:
+            raise CheckpointError(f"{path} does not match its sha256 in {MANIFEST}")
+        loaded[name] = torch.load(path, map_location="cpu", weights_only=False)
+    return loaded
+
+
+def load_latest(run: str | os.PathLike) -> tuple[Path, dict[str, object]]:
+    """Newest checkpoint that verifies, warning about each newer one that does not."""
+    candidates = list_checkpoints(run)
+    if Path(run).name.startswith("update_") and Path(run).is_dir():  # a checkpoint folder itself
+        candidates = [Path(run)]
+    if not candidates:
+        raise CheckpointError(f"no checkpoints under {checkpoint_dir(run)}")
+    for folder in reversed(candidates):
+        try:
+            return folder, verify(folder)
+        except CheckpointError as err:
+            print(f"warning: skipping corrupt checkpoint: {err}; trying the previous one", file=sys.stderr, flush=True)
+    raise CheckpointError(f"every checkpoint under {checkpoint_dir(run)} is corrupt")

@@ -1,0 +1,190 @@
+"""Rollouts for PPO: a pool of envs on training seeds, per-state score caching, and GAE.
+
+Each env slot plays consecutive training seeds (`training.seeds.train_seed`). Its whole
+state is (episodes started, actions taken in the current episode), so a checkpoint
+stores those and `EnvPool.restore` rebuilds the envs by replaying the actions: MiniGrid
+is deterministic given the reset seed, so the resumed envs are exactly where they were.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import torch
+
+import envs
+from agent.perception import describe
+from training import seeds as seed_policy
+
+
+@dataclass
+class Slot:
+    """One env slot: the env and what is needed to rebuild it."""
+
+    index: int  # global slot number (rank * num_envs + i): picks its seed block
+    env: object = None
+    obs: object = None
+    episode: int = -1  # episodes started so far, minus one
+    actions: list[int] = field(default_factory=list)  # taken in the current episode
+    ep_return: float = 0.0
+
+    @property
+    def seed(self) -> int:
+        return seed_policy.train_seed(self.index, self.episode, seed_policy.PPO_STREAM)
+
+
+@dataclass
+class Finished:
+    """A finished training episode (for logging)."""
+
+    seed: int
+    episode_return: float
+    length: int
+    success: bool
+
+
+class EnvPool:
+    """`num_envs` envs stepped in lockstep; a finished or crashed episode restarts on the next seed."""
+
+    def __init__(self, env_id: str, slot_indices: list[int]):
+        self.env_id = env_id
+        self.slots = [Slot(i) for i in slot_indices]
+        self.errors = 0  # env exceptions survived so far
+        for slot in self.slots:
+            self._next_episode(slot)
+
+    def _next_episode(self, slot: Slot) -> None:
+        if slot.env is None:
+            slot.env = envs.make(self.env_id)
+        slot.episode += 1
+        slot.actions, slot.ep_return = [], 0.0
+        slot.obs, _ = slot.env.reset(seed=slot.seed)
+
+    def texts(self) -> list[str]:
+        return [describe(slot.obs) for slot in self.slots]
+
+    def step(self, actions: list[int]) -> tuple[list[float], list[bool], list[Finished]]:
+        """Step every env; returns rewards, done flags (episode ended after this step), finished episodes."""
+        rewards, dones, finished = [], [], []
+        for slot, action in zip(self.slots, actions):
+            try:
+                slot.obs, reward, terminated, truncated, _ = slot.env.step(int(action))
+            except Exception as err:  # one broken env must not kill a long run
+                self.errors += 1
+                print(f"warning: env slot {slot.index} (seed {slot.seed}) raised {type(err).__name__}: {err}; "
+                      f"resetting it to the next seed", file=sys.stderr, flush=True)
+                slot.env = None
+                self._next_episode(slot)
+                rewards.append(0.0)
+                dones.append(True)
+                continue
+            slot.actions.append(int(action))
+            slot.ep_return += float(reward)
+            done = terminated or truncated
+            if done:
+                finished.append(Finished(slot.seed, slot.ep_return, len(slot.actions), bool(terminated and reward > 0)))
+                self._next_episode(slot)
+            rewards.append(float(reward))
+            dones.append(done)
+        return rewards, dones, finished
+
+    def state(self) -> list[dict]:
+        return [{"index": s.index, "episode": s.episode, "actions": list(s.actions)} for s in self.slots]
+
+    def restore(self, state: list[dict]) -> None:
+        """Rebuild every env from (seed, actions): reset with the episode's seed and replay."""
+        if [s["index"] for s in state] != [s.index for s in self.slots]:
+            raise ValueError("checkpoint env slots differ from this run's: resume with the same --num-envs and process count.")
+        for slot, saved in zip(self.slots, state):
+            slot.episode = saved["episode"] - 1
+            self._next_episode(slot)
+            for action in saved["actions"]:
+                slot.obs, reward, *_ = slot.env.step(action)
+                slot.actions.append(action)
+                slot.ep_return += float(reward)
+
+
+class ScoreCache:
+    """Scores per distinct state for one policy version (clear it after every update)."""
+
+    def __init__(self, policy, batch_size: int = 32):
+        self.policy, self.batch_size = policy, batch_size
+        self.log_probs: dict[tuple[int, ...], torch.Tensor] = {}
+        self.values: dict[tuple[int, ...], float] = {}
+        self.ids_of_text: dict[str, tuple[int, ...]] = {}  # tokenisation never changes
+
+    def ids(self, text: str) -> tuple[int, ...]:
+        if text not in self.ids_of_text:
+            self.ids_of_text[text] = tuple(self.policy.state_ids(text))
+        return self.ids_of_text[text]
+
+    def score(self, keys: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
+        todo = list(dict.fromkeys(k for k in keys if k not in self.log_probs))
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start:start + self.batch_size]
+            with torch.no_grad():
+                scores = self.policy.score_ids([list(k) for k in chunk])
+            for row, key in enumerate(chunk):
+                self.log_probs[key] = scores.log_probs[row].float().cpu()
+                self.values[key] = float(scores.values[row]) if scores.values is not None else 0.0
+        return torch.stack([self.log_probs[k] for k in keys]), torch.tensor([self.values[k] for k in keys])
+
+    def clear(self) -> None:
+        self.log_probs.clear()
+        self.values.clear()
+
+
+@dataclass
+class Rollout:
+    """T x N arrays of one rollout, plus the bootstrap value of the state after it."""
+
+    states: list[list[tuple[int, ...]]]  # T lists of N state id tuples
+    actions: torch.Tensor  # T x N
+    log_probs: torch.Tensor  # T x N, of the taken actions
+    values: torch.Tensor  # T x N
+    rewards: torch.Tensor  # T x N
+    dones: torch.Tensor  # T x N: the episode ended after this step
+    next_value: torch.Tensor  # N
+    finished: list[Finished]
+    scored_states: int  # distinct states scored (cache misses)
+
+
+def collect(pool: EnvPool, cache: ScoreCache, num_steps: int, generator: torch.Generator) -> Rollout:
+    """Play `num_steps` lockstep steps, sampling actions from the policy's phrase distribution."""
+    states, actions, log_probs, values, rewards, dones, finished = [], [], [], [], [], [], []
+    misses_before = len(cache.log_probs)
+    for _ in range(num_steps):
+        keys = [cache.ids(t) for t in pool.texts()]
+        step_log_probs, step_values = cache.score(keys)
+        action = torch.multinomial(step_log_probs.exp(), 1, generator=generator).squeeze(-1)
+        reward, done, ended = pool.step(action.tolist())
+        states.append(keys)
+        actions.append(action)
+        log_probs.append(step_log_probs.gather(1, action[:, None]).squeeze(1))
+        values.append(step_values)
+        rewards.append(torch.tensor(reward))
+        dones.append(torch.tensor(done, dtype=torch.float32))
+        finished.extend(ended)
+    _, next_value = cache.score([cache.ids(t) for t in pool.texts()])
+    return Rollout(states, torch.stack(actions), torch.stack(log_probs), torch.stack(values), torch.stack(rewards),
+                   torch.stack(dones), next_value, finished, len(cache.log_probs) - misses_before)
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, next_value: torch.Tensor,
+        gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over T x N; `dones[t]` cuts the bootstrap after step t.
+
+    >>> adv, ret = gae(torch.tensor([[1.0]]), torch.tensor([[0.5]]), torch.tensor([[1.0]]), torch.tensor([9.0]), 0.9, 0.95)
+    >>> adv.item(), ret.item()
+    (0.5, 1.0)
+    """
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(next_value)
+    for t in reversed(range(rewards.shape[0])):
+        following = next_value if t == rewards.shape[0] - 1 else values[t + 1]
+        alive = 1.0 - dones[t]
+        delta = rewards[t] + gamma * following * alive - values[t]
+        running = delta + gamma * lam * alive * running
+        advantages[t] = running
+    return advantages, advantages + values
