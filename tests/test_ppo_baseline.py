@@ -19,7 +19,9 @@ def test_short_run_writes_curve_and_summary(tmp_path):
         env="MiniGrid-Empty-5x5-v0", out=str(tmp_path), total_steps=2048, num_envs=8, num_steps=64,
         eval_every=1024, eval_episodes=5))
     assert 0.0 <= summary["final_success"] <= 1.0
-    assert (tmp_path / "metrics.csv").read_text().count("\n") == 4  # header + evals at 0, 1024, final
+    from training.logs import read_metric
+
+    assert [step for step, _ in read_metric(tmp_path, "eval/success_rate")] == [0, 1024, 2048]
     assert json.loads((tmp_path / "summary.json").read_text())["env"] == "MiniGrid-Empty-5x5-v0"
     assert (tmp_path / "learning_curve.png").stat().st_size > 1000
 

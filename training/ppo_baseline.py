@@ -17,7 +17,6 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import csv
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -29,6 +28,7 @@ from torch import nn
 import envs
 from training import seeds as seed_policy
 from training.cli import option, parse
+from training.logs import MetricLog, plot_learning_curve
 
 OBJECTS, COLORS, STATES = 11, 6, 3
 
@@ -36,7 +36,7 @@ OBJECTS, COLORS, STATES = 11, 6, 3
 @dataclass
 class BaselineConfig:
     env: str = option("MiniGrid-DoorKey-5x5-v0", "Gymnasium id or short family name")
-    out: str = option("runs/ppo-baseline", "run folder: metrics.csv, summary.json, learning_curve.png")
+    out: str = option("runs/ppo-baseline", "run folder: metrics.csv, tensorboard/, summary.json, learning_curve.png")
     seed: int = option(1, "seed of network init, sampling and minibatch order")
     total_steps: int = option(300_000, "env steps over all envs")
     num_envs: int = option(16, "envs stepped in lockstep")
@@ -109,7 +109,15 @@ def train(cfg: BaselineConfig) -> dict:
     optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
     batch = cfg.num_envs * cfg.num_steps
     updates = -(-cfg.total_steps // batch)
+    log = MetricLog(out)
     rows, began, step, next_eval = [], time.time(), 0, 0
+
+    def record_eval():
+        rows.append({"step": step, "success_rate": evaluate(agent, env_id, cfg.eval_episodes),
+                     "seconds": round(time.time() - began, 1)})
+        log.write(step, {"eval/success_rate": rows[-1]["success_rate"], "charts/SPS": step / max(rows[-1]["seconds"], 1e-9)})
+        print(f"step {step}: greedy success {rows[-1]['success_rate']:.2f} on {cfg.eval_episodes} held-out seeds", flush=True)
+
     for update in range(updates):
         optimizer.param_groups[0]["lr"] = cfg.learning_rate * (1 - update / updates)
         x = np.zeros((cfg.num_steps, cfg.num_envs, len(encode(obs[0]))), np.float32)
@@ -117,9 +125,7 @@ def train(cfg: BaselineConfig) -> dict:
         rewards, dones = np.zeros((cfg.num_steps, cfg.num_envs), np.float32), np.zeros((cfg.num_steps, cfg.num_envs), np.float32)
         for t in range(cfg.num_steps):
             if step >= next_eval:
-                rows.append({"step": step, "success_rate": evaluate(agent, env_id, cfg.eval_episodes),
-                             "seconds": round(time.time() - began, 1)})
-                print(f"step {step}: greedy success {rows[-1]['success_rate']:.2f} on {cfg.eval_episodes} held-out seeds", flush=True)
+                record_eval()
                 next_eval += cfg.eval_every
             x[t] = np.stack([encode(o) for o in obs])
             with torch.no_grad():
@@ -158,33 +164,14 @@ def train(cfg: BaselineConfig) -> dict:
                 loss.backward()
                 nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
                 optimizer.step()
-    rows.append({"step": step, "success_rate": evaluate(agent, env_id, cfg.eval_episodes), "seconds": round(time.time() - began, 1)})
-    print(f"step {step}: greedy success {rows[-1]['success_rate']:.2f} (final)", flush=True)
-    with open(out / "metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    record_eval()
+    log.close()
     first = lambda level: next((r["step"] for r in rows if r["success_rate"] >= level), None)  # noqa: E731
     summary = {"config": asdict(cfg), "env": env_id, "steps_to_0.5": first(0.5), "steps_to_0.8": first(0.8),
                "steps_to_0.95": first(0.95), "final_success": rows[-1]["success_rate"], "seconds": rows[-1]["seconds"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot(rows, out / "learning_curve.png", f"MLP PPO from scratch on {env_id}")
+    plot_learning_curve(out, f"MLP PPO from scratch on {env_id}")
     return summary
-
-
-def plot(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([r["step"] for r in rows], [r["success_rate"] for r in rows], marker="o", ms=3)
-    ax.set(xlabel="env steps", ylabel="greedy success (held-out seeds)", ylim=(-0.02, 1.02), title=title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main(argv=None) -> int:
