@@ -14,6 +14,8 @@ training forward pass):
 
 - the system part's KV cache is computed once and shared by every state and env;
   it is recomputed only when trainable weights change (their version counters move);
+- the tokens that all rows of a batch start with (usually the mission) run once, and
+  their KV is cached too, so a rollout over one level's envs pays for the mission once;
 - each batch row holds one state's tokens followed by the phrases laid out as a token
   tree (shared first tokens appear once), scored in ONE forward pass with a 4-D
   attention mask: tree nodes see the system part, their state, and their ancestors;
@@ -98,6 +100,16 @@ class PhraseTree:
         return tree
 
 
+def common_prefix(rows: list[list[int]]) -> tuple[int, ...]:
+    """Longest prefix shared by all rows, leaving each row at least one token of its own."""
+    limit = min(len(r) for r in rows) - 1
+    first = rows[0]
+    n = 0
+    while n < limit and all(r[n] == first[n] for r in rows):
+        n += 1
+    return tuple(first[:n])
+
+
 def bf16_is_fast(device: torch.device) -> bool:
     """bf16 pays off on CUDA and on CPUs with native bf16 instructions (AVX512-BF16/AMX)."""
     if device.type == "cuda":
@@ -131,8 +143,8 @@ class LMPolicy(nn.Module):
         self.system_ids = encode(tokenizer, self.format.prefix)
         self.tree = PhraseTree.build([encode(tokenizer, p) for p in self.phrases])
         self._phrase_lengths = torch.tensor([len(p) for p in self.tree.paths], device=self.device)
-        self._system_cache: tuple | None = None
-        self._system_key = None
+        self._prefix_cache: dict[tuple[int, ...], list] = {}
+        self._prefix_key = None
 
     # ----- helpers -------------------------------------------------------------------
     def autocast(self):
@@ -149,24 +161,39 @@ class LMPolicy(nn.Module):
         versions = tuple(p._version for p in self.model.parameters() if p.requires_grad)
         return adapter_on, versions, self.bf16
 
-    def _system_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """KV of the system part (batch 1); cached unless gradients are needed."""
+    def _prefix_kv(self, shared: tuple[int, ...] = ()) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """KV (batch 1) of the system part followed by `shared`, the batch's common state prefix.
+
+        Cached per weights version (the system part always, up to 64 shared prefixes,
+        e.g. one per mission); recomputed when gradients must flow through it (training).
+        """
         key = self._weights_key()
         if torch.is_grad_enabled() and any(key[1]):
-            return self._run_system()  # training: gradients must flow through it
-        if self._system_cache is None or self._system_key != key:
-            with torch.no_grad():
-                self._system_cache = self._run_system()
-            self._system_key = key
-        return self._system_cache
+            system = self._run_prefix(self.system_ids)
+            return self._run_prefix(list(shared), system) if shared else system
+        if self._prefix_key != key:
+            self._prefix_cache, self._prefix_key = {}, key
+        cache = self._prefix_cache
+        with torch.no_grad():
+            if () not in cache:
+                cache[()] = self._run_prefix(self.system_ids)
+            if shared not in cache:
+                if len(cache) > 64:
+                    cache.pop(next(k for k in cache if k))  # oldest shared prefix
+                cache[shared] = self._run_prefix(list(shared), cache[()])
+        return cache[shared]
 
-    def _run_system(self):
+    def _run_prefix(self, tokens: list[int], past=None):
+        """KV after running `tokens` (batch 1) on top of `past`."""
         from transformers import DynamicCache
 
-        ids = torch.tensor([self.system_ids], device=self.device)
-        cache = DynamicCache(config=self.backbone.config)
+        config = self.backbone.config
+        cache = DynamicCache(ddp_cache_data=past, config=config) if past else DynamicCache(config=config)
+        start = past[0][0].shape[-2] if past else 0
+        ids = torch.tensor([tokens], device=self.device)
+        positions = torch.arange(start, start + len(tokens), device=self.device)[None]
         with self.autocast():
-            self.backbone(input_ids=ids, cache=cache, use_cache=True)
+            self.backbone(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
         return [(layer.keys, layer.values) for layer in cache.layers]
 
     @contextlib.contextmanager
@@ -193,9 +220,13 @@ class LMPolicy(nn.Module):
 
         dev, tree = self.device, self.tree
         batch, n_nodes = len(state_ids), len(tree.tokens)
+        # Tokens that every row starts with (the mission, usually) run once, batch 1, cached.
+        shared = common_prefix(state_ids) if batch > 1 else ()
+        state_ids = [s[len(shared):] for s in state_ids]
+        past = self._prefix_kv(shared)
         lengths = torch.tensor([len(s) for s in state_ids], device=dev)
         width = int(lengths.max())
-        n_sys = len(self.system_ids)
+        n_sys = len(self.system_ids) + len(shared)
 
         # Rows: state tokens right-padded to `width`, then the tree nodes.
         ids = torch.full((batch, width + n_nodes), self.tokenizer.pad_token_id, device=dev)
@@ -223,8 +254,7 @@ class LMPolicy(nn.Module):
         mask[:, width:, n_sys + width:] = ancestry
         mask = mask[:, None]
 
-        system = self._system_kv()
-        cache = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in system],
+        cache = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in past],
                              config=self.backbone.config)
         with self.autocast():
             hidden = self.backbone(input_ids=ids, attention_mask=mask, position_ids=positions,
@@ -240,7 +270,7 @@ class LMPolicy(nn.Module):
         sums = torch.stack([node_logp[:, path].sum(-1) for path in tree.paths], -1)  # B x A
         scaled = sums / self._phrase_lengths if self.normalization == "mean" else sums
         values = self.value_head(last.float()).squeeze(-1) if self.value_head is not None else None
-        return ActionScores(torch.log_softmax(scaled, -1), values, sums, tokens=int(lengths.sum()) + batch * n_nodes)
+        return ActionScores(torch.log_softmax(scaled, -1), values, sums, tokens=int(lengths.sum()) + batch * n_nodes + len(shared))
 
     def act(self, observations: list[str], greedy: bool = True, generator: torch.Generator | None = None):
         """Score, then pick the argmax (greedy) or sample. Returns (actions, scores)."""

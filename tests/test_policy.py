@@ -25,6 +25,27 @@ def naive_phrase_log_likelihoods(policy, observation):
     return torch.stack(out)
 
 
+def test_common_prefix_leaves_each_row_a_token():
+    from agent.policy import common_prefix
+
+    assert common_prefix([[1, 2, 3], [1, 2, 4, 5]]) == (1, 2)
+    assert common_prefix([[1, 2], [1, 2, 3]]) == (1,)
+    assert common_prefix([[7, 8], [9]]) == ()
+
+
+def test_shared_prefix_rows_equal_naive_scoring(tiny):
+    policy = LMPolicy(*tiny, bf16=False)
+    texts = [OBSERVATIONS[1], OBSERVATIONS[1].replace("1 left", "2 left"), OBSERVATIONS[1][:60]]
+    with torch.no_grad():
+        scores = policy.score(texts)
+        again = policy.score(texts)  # served from the cached shared prefix
+    assert len(policy._prefix_cache) == 2  # system part + this batch's shared prefix
+    for row, observation in enumerate(texts):
+        torch.testing.assert_close(scores.phrase_log_likelihoods[row], naive_phrase_log_likelihoods(policy, observation),
+                                   atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(scores.log_probs, again.log_probs)
+
+
 def test_phrase_tree_shares_first_tokens():
     tree = PhraseTree.build([[1, 2], [1, 3], [4], [5, 6]])
     assert tree.tokens == [1, 2, 3, 4, 5, 6]
@@ -72,13 +93,13 @@ def test_system_cache_is_reused_and_refreshed_when_weights_change(tiny):
     policy = LMPolicy(model, tiny[1], bf16=False)
     with torch.no_grad():
         before = policy.score(OBSERVATIONS[:1]).log_probs
-        first = policy._system_cache
+        first = policy._prefix_cache[()]
         policy.score(OBSERVATIONS[:1])
-        assert policy._system_cache is first
+        assert policy._prefix_cache[()] is first
         weight = next(p for p in model.parameters() if p.requires_grad)
         weight.add_(0.05)  # what an optimizer step does
         after = policy.score(OBSERVATIONS[:1]).log_probs
-    assert policy._system_cache is not first
+    assert policy._prefix_cache[()] is not first
     assert not torch.allclose(before, after)
 
 
