@@ -24,8 +24,12 @@ class ForwardReward(gymnasium.Wrapper):
         return obs, reward + 0.1 * int(action), terminated, truncated, info
 
 
-if REWARDED not in gymnasium.registry:
+@pytest.fixture(autouse=True, scope="module")
+def rewarded_env():
+    """Registered only while this module's tests run, so registry-wide tests elsewhere never see it."""
     gymnasium.register(REWARDED, entry_point=lambda **kw: ForwardReward(gymnasium.make("MiniGrid-Empty-5x5-v0", **kw)))
+    yield
+    del gymnasium.registry[REWARDED]
 
 
 def ppo_args(out, *extra):
