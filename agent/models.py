@@ -139,6 +139,23 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def parse_device(device: str | torch.device | None) -> torch.device:
+    """`device` as a torch.device (None: cuda when available); ModelError for a bad or absent one.
+
+    >>> parse_device("cpu")
+    device(type='cpu')
+    """
+    if device is None:
+        return default_device()
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ModelError(f"Unknown --device {device!r}: give cpu, cuda or cuda:N.") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"--device {device} asked for a GPU but torch sees none: use --device cpu.")
+    return parsed
+
+
 def load_model(spec: str = DEFAULT_MODEL, dtype: torch.dtype | None = None, device: str | torch.device | None = None):
     """Load (model, tokenizer) for `spec`, in eval mode, on `device`.
 
@@ -149,7 +166,7 @@ def load_model(spec: str = DEFAULT_MODEL, dtype: torch.dtype | None = None, devi
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a weight-loading bar on every start is noise
-    device = torch.device(device) if device is not None else default_device()
+    device = parse_device(device)
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     where = resolve(spec)

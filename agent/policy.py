@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from agent.actions import ACTION_PHRASES, action_index, parse_action
 from agent.prompts import GENERATE_SYSTEM, REASON_SYSTEM, SCORE_SYSTEM, PromptFormat, encode
+
+VALUE_HEAD_FILE = "value_head.pt"
 
 
 @dataclass
@@ -328,37 +331,53 @@ def load_policy(model: str = "smollm2-135m", adapter: str | None = None, device=
     Raises agent.models.ModelError with a one-sentence fix when anything is missing or
     does not fit.
     """
-    from agent.models import ModelError, load_model
+    from agent.models import load_model, parse_device
 
-    from agent.models import default_device
-
-    device = torch.device(device) if device is not None else default_device()
+    device = parse_device(device)
     use_bf16 = bf16_is_fast(device) if bf16 is None else bf16
     # bf16 weights, not just autocast: casting fp32 weights on every pass costs ~2x on CPU.
     lm, tokenizer = load_model(model, dtype=torch.bfloat16 if use_bf16 else torch.float32, device=device)
     lm.requires_grad_(False)  # inference only; training builds its own trainable policy
-    has_value_head = False
     if adapter is not None:
-        from pathlib import Path
-
-        folder = Path(adapter)
-        if not (folder / "adapter_config.json").is_file():
-            raise ModelError(f"Adapter folder {adapter} holds no adapter_config.json: pass a folder written by training (e.g. runs/NAME/final).")
-        from peft import PeftModel
-
-        try:
-            lm = PeftModel.from_pretrained(lm, folder, is_trainable=False)
-        except (RuntimeError, ValueError, KeyError, OSError) as err:
-            first = str(err).strip().splitlines()[0][:160]
-            hint = "it was made for another base model: pass its --model" if "size mismatch" in str(err) else "it is corrupt: retrain or restore it"
-            raise ModelError(f"Adapter {adapter} could not be loaded ({first}); {hint}.") from err
+        lm = load_adapter(lm, adapter)
         lm.eval()
-        has_value_head = (folder / "value_head.pt").is_file()
+    has_value_head = adapter is not None and (Path(adapter) / VALUE_HEAD_FILE).is_file()
     policy = LMPolicy(lm, tokenizer, normalization=normalization, bf16=use_bf16, value_head=has_value_head)
     if has_value_head:
-        state = torch.load(Path(adapter) / "value_head.pt", map_location=policy.device, weights_only=True)
-        try:
-            policy.value_head.load_state_dict(state)
-        except RuntimeError as err:
-            raise ModelError(f"Value head in {adapter} does not fit this model: pass the --model it was trained with.") from err
+        load_value_head(policy, adapter)
     return policy
+
+
+def load_adapter(lm, adapter: str, trainable: bool = False):
+    """`lm` wrapped with the LoRA adapter in folder `adapter` (peft format).
+
+    Raises agent.models.ModelError with the fix when the folder is missing, its files are
+    corrupt, or it was trained on another base model (its shapes do not fit).
+    """
+    from peft import PeftModel
+
+    from agent.models import ModelError
+
+    folder = Path(adapter)
+    if not (folder / "adapter_config.json").is_file():
+        raise ModelError(f"Adapter folder {adapter} holds no adapter_config.json: pass a folder written by training (e.g. runs/NAME/final).")
+    try:
+        return PeftModel.from_pretrained(lm, folder, is_trainable=trainable)
+    except Exception as err:  # safetensors, json, key and shape errors all mean this adapter does not load here
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        hint = "it was made for another base model: pass its --model" if "size mismatch" in str(err) else "it is corrupt: retrain or restore it"
+        raise ModelError(f"Adapter {adapter} could not be loaded ({first}); {hint}.") from err
+
+
+def load_value_head(policy: LMPolicy, adapter: str) -> None:
+    """Load `adapter`/value_head.pt into `policy.value_head`; ModelError when corrupt or for another model."""
+    from agent.models import ModelError
+
+    try:
+        state = torch.load(Path(adapter) / VALUE_HEAD_FILE, map_location=policy.device, weights_only=True)
+    except Exception as err:  # truncated or garbage file
+        raise ModelError(f"{Path(adapter) / VALUE_HEAD_FILE} is corrupt ({type(err).__name__}): retrain or restore the adapter.") from err
+    try:
+        policy.value_head.load_state_dict(state)
+    except RuntimeError as err:
+        raise ModelError(f"Value head in {adapter} does not fit this model: pass the --model it was trained with.") from err

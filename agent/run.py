@@ -35,8 +35,16 @@ def seed_int(text: str) -> int:
     return value
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse without the usage dump: a bad option prints one sentence and exits with 2."""
+
+    def error(self, message):
+        print(f"error: {message.rstrip('.')}; run with --help to see every option.", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m agent.run", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="Short env names pick the smallest size: MiniGrid-DoorKey -> MiniGrid-DoorKey-5x5-v0. "

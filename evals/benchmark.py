@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agent.models import BUILTIN_MODELS, DEFAULT_MODEL
-from agent.run import positive_int, seed_int
+from agent.run import ArgumentParser, positive_int, seed_int
 
 SCHEMA_VERSION = 1
 AGENT_KINDS = ("random", "expert", "llm", "llm-generate")
@@ -91,27 +91,23 @@ def benchmark_seeds(first: int, episodes: int) -> list[int]:
 
 
 def check_device(device: str | None) -> None:
-    if device is None:
-        return
-    import torch
+    from agent.models import ModelError, parse_device
 
     try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise BenchmarkError(f"Unknown --device {device!r}: give cpu, cuda or cuda:N.") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise BenchmarkError(f"--device {device} asked for a GPU but torch sees none: use --device cpu.")
+        parse_device(device)
+    except ModelError as err:
+        raise BenchmarkError(str(err)) from None
 
 
 def prepare_out(path: str) -> Path:
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise BenchmarkError(f"--out {path} is a file: give a folder (it is created if missing).")
+    """Check that --out can be written, creating nothing yet: a run that fails leaves no trace."""
+    from training.cli import check_out_folder
+
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise BenchmarkError(f"Cannot create --out folder {path} ({err.strerror}): give a writable path.") from None
-    return out
+        check_out_folder(path)
+    except ValueError as err:
+        raise BenchmarkError(str(err)) from None
+    return Path(path)
 
 
 class TextCache:
@@ -226,12 +222,6 @@ def versions() -> dict:
         own = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["version"]
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
             "gymnasium": gymnasium.__version__, "minigrid": minigrid.__version__, "embodied-lm": own}
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):  # one sentence on stderr, no usage dump
-        print(f"error: {message.rstrip('.')}.", file=sys.stderr)
-        sys.exit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -368,6 +358,7 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: list[
 def write_outputs(results: dict, out: Path, command: str) -> None:
     from evals.reports import markdown_report, plot_success
 
+    out.mkdir(parents=True, exist_ok=True)
     # Compact: a benchmark holds tens of thousands of steps (pretty-print with `python -m json.tool`).
     (out / RESULTS_JSON).write_text(json.dumps(results, separators=(",", ":")) + "\n")
     (out / RESULTS_MD).write_text(markdown_report(results, command))

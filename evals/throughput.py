@@ -187,20 +187,28 @@ def batch_list(text: str) -> list[int]:
     return sizes
 
 
-def main(argv=None) -> int:
-    from agent.run import positive_int
+def seconds_value(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds; give e.g. 10") from None
+    if not 0 < value <= 3600:  # also rejects nan and inf, which would time forever
+        raise argparse.ArgumentTypeError(f"{text} is out of range; give seconds in (0, 3600], e.g. 10")
+    return value
 
-    parser = argparse.ArgumentParser(prog="python -m evals.throughput", description=__doc__.split("\n\n")[0],
+
+def main(argv=None) -> int:
+    from agent.run import ArgumentParser, positive_int
+
+    parser = ArgumentParser(prog="python -m evals.throughput", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model spec, as in agent.run")
     parser.add_argument("--batch", type=batch_list, default=[1, 8, 32], help="comma-separated batch sizes")
     parser.add_argument("--states", type=positive_int, default=32, help="states scored by every method (argmax check)")
     parser.add_argument("--naive-states", type=positive_int, default=8, help="states for the slow generate baseline")
-    parser.add_argument("--seconds", type=float, default=10.0, help="minimum timing window of the optimised path")
+    parser.add_argument("--seconds", type=seconds_value, default=10.0, help="minimum timing window of the optimised path")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
-    if args.seconds <= 0:
-        parser.error(f"--seconds must be positive, not {args.seconds}")
     on_row = (lambda row: print(format_row(row), file=sys.stderr, flush=True)) if args.json else (
         lambda row: print(format_row(row), flush=True))
     try:

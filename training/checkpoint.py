@@ -63,9 +63,9 @@ def save(run: str | os.PathLike, update: int, objects: dict[str, object], keep: 
     root = checkpoint_dir(run)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"update_{update:06d}"
+    for stale in root.glob(".tmp_update_*"):  # left by a writer killed mid-save (one writer per run: rank 0)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".tmp_update_{update:06d}_{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
     tmp.mkdir()
     hashes = {}
     for name, obj in objects.items():

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
+import tempfile
 import typing
+from pathlib import Path
 
 
 def option(default, doc: str):
@@ -31,6 +34,25 @@ def fail(message: str) -> typing.NoReturn:
     sys.exit(2)
 
 
+def check_out_folder(path: str, flag: str = "--out") -> None:
+    """Raise ValueError with the fix unless folder `path` exists or can be created, and is writable.
+
+    Creates nothing: it walks up to the nearest existing ancestor and writes a temporary
+    file there. Permission bits alone do not block root, so writing is the real test.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{flag} {path} is a file: give a folder (it is created if missing).")
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{flag} {path} lies under the file {existing}: give a folder path.")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise ValueError(f"{flag} {path} is not writable ({err.strerror} in {existing}): give a writable folder.") from None
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's default prints the whole usage block first
         fail(f"{message}; run with --help to see every option.")
@@ -39,9 +61,12 @@ class _Parser(argparse.ArgumentParser):
 def _number(kind):
     def convert(text: str):
         try:
-            return kind(text)
+            value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
+        if not math.isfinite(value):  # nan/inf pass float() but would silently ruin a run
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        return value
     convert.__name__ = kind.__name__
     return convert
 

@@ -35,18 +35,26 @@ class EvalResult:
 
 
 def greedy_actions(policy, state_ids: list[list[int]], cache: dict, batch_size: int = 32) -> list[int]:
-    """Argmax action per state; scores only states missing from `cache` (tuple(ids) -> action)."""
+    """Argmax action per state; scores only states missing from `cache` (tuple(ids) -> log-probs list)."""
     todo = list(dict.fromkeys(tuple(s) for s in state_ids if tuple(s) not in cache))
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
         with torch.inference_mode():
-            actions = policy.score_ids([list(c) for c in chunk]).actions.tolist()
-        cache.update(zip(chunk, actions))
-    return [cache[tuple(s)] for s in state_ids]
+            rows = policy.score_ids([list(c) for c in chunk]).log_probs.float().tolist()
+        cache.update(zip(chunk, rows))
+    # first maximum, as torch.argmax picks it
+    return [max(range(len(cache[tuple(s)])), key=cache[tuple(s)].__getitem__) for s in state_ids]
 
 
-def evaluate(policy, env_id: str, seeds: list[int], batch_size: int = 32, max_steps: int | None = None) -> EvalResult:
-    """Play one greedy episode per seed (all in lockstep); success = positive final reward."""
+def evaluate(policy, env_id: str, seeds: list[int], batch_size: int = 32, max_steps: int | None = None,
+             use_shield: bool = False) -> EvalResult:
+    """Play one greedy episode per seed (all in lockstep); success = positive final reward.
+
+    With `use_shield`, a step into lava is replaced by the most probable safe action
+    (`agent.episodes.shield`), as in training with --shield.
+    """
+    from agent.episodes import Decision, shield
+
     began = time.perf_counter()
     env_list = [envs.make(env_id) for _ in seeds]
     obs = [env.reset(seed=s)[0] for env, s in zip(env_list, seeds)]
@@ -62,7 +70,9 @@ def evaluate(policy, env_id: str, seeds: list[int], batch_size: int = 32, max_st
         ids = [ids_of_text[t] if t in ids_of_text else ids_of_text.setdefault(t, policy.state_ids(t)) for t in texts]
         actions = greedy_actions(policy, ids, cache, batch_size)
         still = []
-        for i, action in zip(live, actions):
+        for i, action, state in zip(live, actions, ids):
+            if use_shield:
+                action, _ = shield(obs[i], Decision(action, probs=cache[tuple(state)]))
             obs[i], reward, terminated, truncated, _ = env_list[i].step(action)
             returns[i] += float(reward)
             lengths[i] += 1

@@ -14,9 +14,7 @@ from pathlib import Path
 import torch
 
 from agent.models import ModelError, load_model
-from agent.policy import LMPolicy
-
-VALUE_HEAD_FILE = "value_head.pt"
+from agent.policy import VALUE_HEAD_FILE, LMPolicy, load_adapter, load_value_head
 
 
 def parse_target_modules(text: str) -> str | list[str]:
@@ -37,23 +35,24 @@ def trainable_policy(model: str = "smollm2-135m", init_adapter: str | None = Non
     Only LoRA weights and the value head require gradients. LoRA dropout is left at 0 so
     rollouts and the training pass compute the same function (no train/eval switch).
     """
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import LoraConfig, get_peft_model
 
     lm, tokenizer = load_model(model, device=device)
     if init_adapter is not None:
-        folder = Path(init_adapter)
-        if not (folder / "adapter_config.json").is_file():
-            raise ModelError(f"--init-adapter {init_adapter} holds no adapter_config.json: pass a folder written by training/sft.py.")
-        lm = PeftModel.from_pretrained(lm, folder, is_trainable=True)
+        lm = load_adapter(lm, init_adapter, trainable=True)
     else:
-        config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, bias="none",
-                            target_modules=parse_target_modules(target_modules), task_type="CAUSAL_LM")
-        lm = get_peft_model(lm, config)
+        try:
+            config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, bias="none",
+                                target_modules=parse_target_modules(target_modules), task_type="CAUSAL_LM")
+            lm = get_peft_model(lm, config)
+        except ValueError as err:  # peft: "Target modules {...} not found in the base model"
+            first = str(err).strip().splitlines()[0][:160]
+            raise ModelError(f"--target-modules {target_modules!r} does not fit {model} ({first}): "
+                             "use all-linear or names like q_proj,v_proj.") from None
     lm.eval()  # no dropout anywhere: sampling noise comes only from the action sampler
     policy = LMPolicy(lm, tokenizer, bf16=bf16, value_head=value_head)
     if value_head and init_adapter is not None and (Path(init_adapter) / VALUE_HEAD_FILE).is_file():
-        state = torch.load(Path(init_adapter) / VALUE_HEAD_FILE, map_location=policy.device, weights_only=True)
-        policy.value_head.load_state_dict(state)
+        load_value_head(policy, init_adapter)
     return policy
 
 

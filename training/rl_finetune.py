@@ -33,7 +33,7 @@ from torch import nn
 
 import envs
 from training import seeds as seed_policy
-from training.cli import fail, option, parse
+from training.cli import check_out_folder, fail, option, parse
 
 
 @dataclass
@@ -65,6 +65,7 @@ class PPOConfig:
     lora_alpha: int = option(16, "LoRA alpha (ignored with --init-adapter)")
     target_modules: str = option("all-linear", "LoRA targets: all-linear or a comma list like q_proj,v_proj")
     bf16: bool = option(True, "bf16 autocast (faster on CPUs with AVX512-BF16 and on GPUs)")
+    shield: bool = option(False, "block sampled actions that step into lava and execute the most probable safe one (rollouts and eval)")
     eval_every: int = option(5, "greedy evaluation on held-out seeds every N updates (0 = only at the end)")
     eval_episodes: int = option(100, "held-out eval seeds 0..N-1 (0 = no evaluation)")
     checkpoint_every: int = option(5, "checkpoint every N updates (0 = only at the end)")
@@ -89,9 +90,13 @@ class PPOConfig:
             raise ValueError("--gamma must be in (0, 1] and --gae-lambda in [0, 1]; try 0.99 and 0.95.")
         if not self.learning_rate > 0:
             raise ValueError(f"--learning-rate must be positive, not {self.learning_rate}; try 1e-4.")
-        for name in ("clip_coef", "vf_clip", "vf_coef", "ent_coef", "kl_coef", "max_grad_norm"):
+        for name in ("clip_coef", "vf_clip", "vf_coef", "ent_coef", "kl_coef"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must not be negative.")
+        if not self.max_grad_norm > 0:  # 0 would clip every gradient to nothing
+            raise ValueError(f"--max-grad-norm must be positive, not {self.max_grad_norm}; try 0.5.")
+        if not 0 <= self.seed < 2**31:
+            raise ValueError(f"--seed {self.seed} is out of range: give a seed from 0 to 2147483647.")
         if self.eval_episodes > seed_policy.MAX_EVAL_SEEDS:
             raise ValueError(f"--eval-episodes must be at most {seed_policy.MAX_EVAL_SEEDS}.")
         if self.init_adapter and not (Path(self.init_adapter) / "adapter_config.json").is_file():
@@ -104,6 +109,9 @@ class PPOConfig:
             raise ValueError(str(err)) from None
         if self.out is None:
             self.out = self.resume or f"runs/{self.env}__ppo__{self.seed}__{int(time.time())}"
+        check_out_folder(self.out)
+        if not self.resume and (Path(self.out) / "checkpoints").is_dir():  # a new run would mix its checkpoints in
+            raise ValueError(f"--out {self.out} already holds a run: continue it with --resume {self.out}, or give a new --out.")
 
 
 class ScoringModule(nn.Module):
@@ -190,7 +198,8 @@ def train(config: PPOConfig) -> dict:
         optimizer, lambda u: max(0.0, 1.0 - u / num_updates) if config.anneal_lr else 1.0)
     sampler = torch.Generator().manual_seed(config.seed * 7919 + rank)  # actions and minibatch order
     pool = EnvPool(config.env, [rank * config.num_envs + i for i in range(config.num_envs)])
-    counters = {"update": 0, "global_step": 0, "episodes": 0, "skipped_updates": 0, "best_eval": -1.0}
+    counters = {"update": 0, "global_step": 0, "episodes": 0, "skipped_updates": 0, "best_eval": -1.0,
+                "shield_blocks": 0, "hazard_deaths": 0}
 
     out = Path(config.out)
     if resume_files is not None:
@@ -231,7 +240,8 @@ def train(config: PPOConfig) -> dict:
         accelerator.wait_for_everyone()
 
     def run_eval():
-        result = evaluate(policy, config.env, seed_policy.eval_seeds(config.eval_episodes), config.max_states_per_forward)
+        result = evaluate(policy, config.env, seed_policy.eval_seeds(config.eval_episodes), config.max_states_per_forward,
+                          use_shield=config.shield)
         log.write(counters["global_step"], {"eval/success_rate": result.success_rate, "eval/mean_length": result.mean_length})
         if result.success_rate >= counters["best_eval"]:
             counters["best_eval"] = result.success_rate
@@ -247,7 +257,7 @@ def train(config: PPOConfig) -> dict:
         if config.stop_after_updates and counters["update"] >= config.stop_after_updates:
             break
         rollout_began = time.perf_counter()
-        rollout = collect(pool, cache, config.num_steps, sampler)
+        rollout = collect(pool, cache, config.num_steps, sampler, use_shield=config.shield)
         rollout_seconds = time.perf_counter() - rollout_began
         advantages, returns = gae(rollout.rewards, rollout.values, rollout.dones, rollout.next_value,
                                   config.gamma, config.gae_lambda)
@@ -306,6 +316,10 @@ def train(config: PPOConfig) -> dict:
         n_minibatches = config.update_epochs * -(-batch // mb_size)
 
         finished = gather_object(rollout.finished) if world > 1 else rollout.finished
+        shield_blocks = sum(gather_object([rollout.shield_blocks])) if world > 1 else rollout.shield_blocks
+        hazard_deaths = sum(e.died for e in finished)
+        counters["shield_blocks"] += shield_blocks
+        counters["hazard_deaths"] += hazard_deaths
         counters["episodes"] += len(finished)
         recent.extend(finished)
         if main:
@@ -315,6 +329,7 @@ def train(config: PPOConfig) -> dict:
                             "charts/distinct_states_scored": rollout.scored_states,
                             "charts/states_forwarded_in_update": forwarded, "charts/rollout_seconds": rollout_seconds,
                             "charts/update_seconds": update_seconds, "charts/env_errors": pool.errors,
+                            "charts/shield_blocks": shield_blocks, "charts/hazard_deaths": hazard_deaths,
                             "losses/skipped_updates": counters["skipped_updates"],
                             "charts/peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20})
             if recent:
@@ -342,6 +357,7 @@ def train(config: PPOConfig) -> dict:
 
     summary = {"env": config.env, "updates": counters["update"], "env_steps": counters["global_step"],
                "episodes": counters["episodes"], "skipped_updates": counters["skipped_updates"],
+               "shield_blocks": counters["shield_blocks"], "hazard_deaths": counters["hazard_deaths"],
                "seconds": time.perf_counter() - started, "processes": world}
     # Every rank records a checksum of its trainable weights: data-parallel replicas must agree.
     (out / "checksums").mkdir(parents=True, exist_ok=True)

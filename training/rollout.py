@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 import envs
+from agent.episodes import is_unsafe
 from agent.perception import describe
 from training import seeds as seed_policy
 
@@ -42,6 +43,7 @@ class Finished:
     episode_return: float
     length: int
     success: bool
+    died: bool = False  # ended by stepping into a hazard (lava)
 
 
 class EnvPool:
@@ -68,6 +70,7 @@ class EnvPool:
         """Step every env; returns rewards, done flags (episode ended after this step), finished episodes."""
         rewards, dones, finished = [], [], []
         for slot, action in zip(self.slots, actions):
+            unsafe = is_unsafe(slot.obs, int(action))
             try:
                 slot.obs, reward, terminated, truncated, _ = slot.env.step(int(action))
             except Exception as err:  # one broken env must not kill a long run
@@ -83,7 +86,8 @@ class EnvPool:
             slot.ep_return += float(reward)
             done = terminated or truncated
             if done:
-                finished.append(Finished(slot.seed, slot.ep_return, len(slot.actions), bool(terminated and reward > 0)))
+                finished.append(Finished(slot.seed, slot.ep_return, len(slot.actions), bool(terminated and reward > 0),
+                                         bool(terminated and unsafe)))
                 self._next_episode(slot)
             rewards.append(float(reward))
             dones.append(done)
@@ -148,17 +152,40 @@ class Rollout:
     next_value: torch.Tensor  # N
     finished: list[Finished]
     scored_states: int  # distinct states scored (cache misses)
+    shield_blocks: int = 0  # sampled actions the shield replaced
 
 
-def collect(pool: EnvPool, cache: ScoreCache, num_steps: int, generator: torch.Generator) -> Rollout:
-    """Play `num_steps` lockstep steps, sampling actions from the policy's phrase distribution."""
+def shield_actions(pool: EnvPool, actions: torch.Tensor, log_probs: torch.Tensor) -> tuple[list[int], int]:
+    """Replace each action that steps into lava by the env's most probable safe action
+    (`agent.episodes.shield`); returns the actions to execute and how many were blocked."""
+    from agent.episodes import Decision, shield
+
+    executed, blocked = [], 0
+    for slot, action, row in zip(pool.slots, actions.tolist(), log_probs.tolist()):
+        safe, was_blocked = shield(slot.obs, Decision(action, probs=row))  # log-probs rank like probs
+        executed.append(safe)
+        blocked += was_blocked
+    return executed, blocked
+
+
+def collect(pool: EnvPool, cache: ScoreCache, num_steps: int, generator: torch.Generator,
+            use_shield: bool = False) -> Rollout:
+    """Play `num_steps` lockstep steps, sampling actions from the policy's phrase distribution.
+
+    With `use_shield` the shield is part of the environment: the sampled action and its
+    log-prob are what PPO trains on (so the ratio stays exact), while the env executes the
+    safe substitute, and the pool records the executed actions (so resume replays them).
+    """
     states, actions, log_probs, values, rewards, dones, finished = [], [], [], [], [], [], []
     misses_before = len(cache.log_probs)
+    blocks = 0
     for _ in range(num_steps):
         keys = [cache.ids(t) for t in pool.texts()]
         step_log_probs, step_values = cache.score(keys)
         action = torch.multinomial(step_log_probs.exp(), 1, generator=generator).squeeze(-1)
-        reward, done, ended = pool.step(action.tolist())
+        executed, blocked = shield_actions(pool, action, step_log_probs) if use_shield else (action.tolist(), 0)
+        blocks += blocked
+        reward, done, ended = pool.step(executed)
         states.append(keys)
         actions.append(action)
         log_probs.append(step_log_probs.gather(1, action[:, None]).squeeze(1))
@@ -168,7 +195,7 @@ def collect(pool: EnvPool, cache: ScoreCache, num_steps: int, generator: torch.G
         finished.extend(ended)
     _, next_value = cache.score([cache.ids(t) for t in pool.texts()])
     return Rollout(states, torch.stack(actions), torch.stack(log_probs), torch.stack(values), torch.stack(rewards),
-                   torch.stack(dones), next_value, finished, len(cache.log_probs) - misses_before)
+                   torch.stack(dones), next_value, finished, len(cache.log_probs) - misses_before, blocks)
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, next_value: torch.Tensor,

@@ -32,7 +32,7 @@ import envs
 from agent.actions import ACTION_PHRASES
 from agent.perception import describe
 from training import seeds as seed_policy
-from training.cli import fail, option, parse
+from training.cli import check_out_folder, fail, option, parse
 
 
 @dataclass
@@ -69,6 +69,13 @@ class SFTConfig:
             raise ValueError(f"--eval-episodes must be 0..{seed_policy.MAX_EVAL_SEEDS}, not {self.eval_episodes}.")
         if self.threads < 0:
             raise ValueError("--threads must be 0 (all cores) or positive.")
+        if self.weight_decay < 0:
+            raise ValueError(f"--weight-decay must not be negative, not {self.weight_decay}; try 0.")
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"--max-grad-norm must be positive, not {self.max_grad_norm}; try 1.0.")
+        if not 0 <= self.seed < 2**31:
+            raise ValueError(f"--seed {self.seed} is out of range: give a seed from 0 to 2147483647.")
+        check_out_folder(self.out)
         try:
             self.env = envs.resolve_env_id(self.env)
         except envs.UnknownEnvError as err:
@@ -137,14 +144,14 @@ def train(config: SFTConfig) -> dict:
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
+    began = time.perf_counter()
+    policy = trainable_policy(config.model, rank=config.lora_rank, alpha=config.lora_alpha,
+                              target_modules=config.target_modules, value_head=False, bf16=config.bf16, device="cpu")
+    # Write nothing before the model has loaded: a bad --model must leave an existing --out as it was.
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log = MetricLog(out)
-    began = time.perf_counter()
-
-    policy = trainable_policy(config.model, rank=config.lora_rank, alpha=config.lora_alpha,
-                              target_modules=config.target_modules, value_head=False, bf16=config.bf16, device="cpu")
     pairs = collect_demos(config.env, config.demos, config.deviation, config.seed)
     states, counts = label_counts(policy, pairs)
     print(f"{len(pairs)} expert pairs -> {len(states)} distinct states ({time.perf_counter() - began:.0f} s)", flush=True)

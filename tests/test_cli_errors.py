@@ -1,0 +1,170 @@
+"""Every command line, every bad input a user can type: one sentence on stderr, exit 2, no
+traceback, and nothing already on disk is touched.
+
+Each case runs the real CLI in a fresh process (`python -m ...` / `python training/x.py`).
+Tests run as root, so a chmod-ed folder would not stop a write: "not writable" is a path
+under a regular file (`A_FILE/out`) or under /proc, which refuses new files for everyone.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--model", "tiny-random"]
+CLIS = {
+    "agent.run": ["-m", "agent.run", *TINY, "--max-steps", "2", "--json"],
+    "evals.benchmark": ["-m", "evals.benchmark", *TINY, "--agents", "llm", "--envs", "MiniGrid-Empty-5x5-v0",
+                        "--episodes", "1", "--max-steps", "2"],
+    "evals.throughput": ["-m", "evals.throughput", *TINY, "--batch", "1", "--states", "1", "--naive-states", "1",
+                         "--seconds", "0.01"],
+    "rl_finetune": ["training/rl_finetune.py", *TINY, "--num-envs", "1", "--num-steps", "2", "--total-steps", "2",
+                    "--eval-episodes", "0", "--no-progress", "--no-tensorboard", "--threads", "1"],
+    "sft": ["training/sft.py", *TINY, "--demos", "4", "--epochs", "1", "--eval-episodes", "0", "--threads", "1"],
+}
+WRITES_OUT = ("evals.benchmark", "rl_finetune", "sft")
+
+
+# (cli, arguments, phrase the error must contain). {corrupt}, {other_base}, {broken_model},
+# {file} and {tmp} are filled in from the `paths` fixture. evals.throughput has no --env,
+# adapter or output folder. Each process costs 1.5-4.5 s here (torch import, model load), so
+# CORE covers every kind of bad input on every CLI it applies to, and the rest of the matrix
+# runs with CLI_ERRORS_ALL=1 (the paths they take are the same: see docs/RELIABILITY.md).
+CORE = [
+    # unknown env
+    ("agent.run", ["--env", "DoorKee"], "Unknown environment 'DoorKee'"),
+    ("evals.benchmark", ["--envs", "DoorKee"], "Unknown environment 'DoorKee'"),
+    ("rl_finetune", ["--env", "DoorKee"], "Unknown environment 'DoorKee'"),
+    ("sft", ["--env", "DoorKee"], "Unknown environment 'DoorKee'"),
+    # unknown or broken model
+    ("evals.benchmark", ["--model", "no-such-model"], "Unknown model 'no-such-model'"),
+    ("rl_finetune", ["--model", "no-such-model"], "Unknown model 'no-such-model'"),
+    ("agent.run", ["--model", "{broken_model}"], "incomplete or corrupt"),
+    ("evals.throughput", ["--model", "{broken_model}"], "incomplete or corrupt"),
+    # adapters: missing, garbage weights, trained on another base model
+    ("evals.benchmark", ["--agents", "llm:{tmp}/missing"], "holds no adapter_config.json"),
+    ("agent.run", ["--adapter", "{corrupt}"], "it is corrupt: retrain or restore it"),
+    ("rl_finetune", ["--init-adapter", "{corrupt}"], "it is corrupt: retrain or restore it"),
+    ("agent.run", ["--adapter", "{other_base}"], "made for another base model"),
+    ("rl_finetune", ["--init-adapter", "{other_base}"], "made for another base model"),
+    # numbers: not a number, out of range, nan/inf
+    ("agent.run", ["--episodes", "many"], "'many' is not a whole number"),
+    ("agent.run", ["--device", "bogus"], "Unknown --device 'bogus'"),
+    ("evals.benchmark", ["--seed", "100000"], "lower --seed or --episodes"),
+    ("evals.throughput", ["--batch", "x"], "not a list of whole numbers"),
+    ("evals.throughput", ["--seconds", "nan"], "out of range"),
+    ("rl_finetune", ["--learning-rate", "nan"], "'nan' is not a finite number"),
+    ("rl_finetune", ["--seed", "-1"], "out of range"),
+    ("sft", ["--deviation", "1.5"], "--deviation must be in [0, 1)"),
+    ("sft", ["--learning-rate", "inf"], "'inf' is not a finite number"),
+    # output that is a file, lies under a file, or cannot be written
+    ("agent.run", ["--gif", "{file}/episode.gif"], "lies under a file"),
+    ("agent.run", ["--gif", "/proc/episode.gif"], "not writable"),
+    ("rl_finetune", ["--out", "{file}"], "is a file"),
+    ("evals.benchmark", ["--out", "{file}/out"], "lies under the file"),
+    ("sft", ["--out", "{file}/out"], "lies under the file"),
+    ("evals.benchmark", ["--out", "/proc/embodied-lm-out"], "not writable"),
+    ("rl_finetune", ["--out", "/proc/embodied-lm-out"], "not writable"),
+]
+REST = [
+    *[(cli, ["--model", "no-such-model"], "Unknown model 'no-such-model'") for cli in ("agent.run", "evals.throughput", "sft")],
+    *[(cli, ["--model", "{broken_model}"], "incomplete or corrupt") for cli in ("evals.benchmark", "rl_finetune", "sft")],
+    ("agent.run", ["--adapter", "{tmp}/missing"], "holds no adapter_config.json"),
+    ("rl_finetune", ["--init-adapter", "{tmp}/missing"], "holds no adapter_config.json"),
+    ("evals.benchmark", ["--agents", "llm:{corrupt}"], "it is corrupt: retrain or restore it"),
+    ("evals.benchmark", ["--agents", "llm:{other_base}"], "made for another base model"),
+    ("agent.run", ["--seed", "-1"], "out of range"),
+    ("evals.benchmark", ["--episodes", "0"], "too small"),
+    ("evals.throughput", ["--states", "0"], "too small"),
+    ("rl_finetune", ["--num-envs", "x"], "'x' is not a whole number"),
+    ("rl_finetune", ["--gamma", "2"], "--gamma must be in (0, 1]"),
+    ("rl_finetune", ["--total-steps", "1"], "less than one rollout"),
+    ("rl_finetune", ["--resume", "{tmp}/no-run"], "has no checkpoints/ folder"),
+    ("rl_finetune", ["--target-modules", "no_such_proj"], "--target-modules 'no_such_proj' does not fit"),
+    ("sft", ["--demos", "x"], "'x' is not a whole number"),
+    ("sft", ["--max-grad-norm", "-1"], "--max-grad-norm must be positive"),
+    ("sft", ["--seed", "-1"], "out of range"),
+    ("evals.benchmark", ["--out", "{file}"], "is a file"),
+    ("sft", ["--out", "{file}"], "is a file"),
+    ("rl_finetune", ["--out", "{file}/out"], "lies under the file"),
+    ("sft", ["--out", "/proc/embodied-lm-out"], "not writable"),
+]
+ALL = os.environ.get("CLI_ERRORS_ALL") == "1"
+CASES = [pytest.param(*case, id=f"{case[0]}:{' '.join(case[1])}") for case in CORE] + [
+    pytest.param(*case, id=f"{case[0]}:{' '.join(case[1])}",
+                 marks=pytest.mark.skipif(not ALL, reason="set CLI_ERRORS_ALL=1 for the whole matrix")) for case in REST]
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory, tiny):
+    """Adapters (garbage weights; another base's shapes), a broken model folder and a plain file."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("bad-inputs")
+    lora = LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
+    smaller = LlamaConfig(vocab_size=tiny[0].config.vocab_size, hidden_size=32, intermediate_size=64,
+                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    get_peft_model(LlamaForCausalLM(smaller), lora).save_pretrained(root / "other_base")
+    get_peft_model(LlamaForCausalLM(smaller), lora).save_pretrained(root / "corrupt")
+    (root / "corrupt" / "adapter_model.safetensors").write_bytes(b"garbage" * 100)
+    (root / "broken_model").mkdir()
+    (root / "broken_model" / "config.json").write_text("{not json")
+    (root / "a_file").write_text("a file, not a folder")
+    return {"tmp": str(root), "corrupt": str(root / "corrupt"), "other_base": str(root / "other_base"),
+            "broken_model": str(root / "broken_model"), "file": str(root / "a_file")}
+
+
+def run(cli, args, timeout=120):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, *CLIS[cli], *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def assert_clean_failure(result, phrase):
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and phrase in errors[0], result.stderr[-2000:]
+    assert errors[0].rstrip().endswith("."), errors[0]  # a whole sentence, with the fix
+
+
+@pytest.mark.parametrize("cli, args, phrase", CASES)
+def test_bad_input_is_one_sentence_exit_2_no_traceback(paths, tmp_path, cli, args, phrase):
+    args = [a.format(**paths) for a in args]
+    if cli in WRITES_OUT and "--out" not in args:
+        args += ["--out", str(tmp_path / "out")]
+    assert_clean_failure(run(cli, args), phrase)
+    assert not (tmp_path / "out").exists()  # a failed command creates nothing
+
+
+def snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_failed_commands_leave_existing_outputs_intact(paths, tmp_path):
+    """A results folder, an SFT run, two PPO runs and a GIF from before are byte-identical
+    after each command fails on bad input."""
+    results, sft_run, ppo_run, ppo_stopped = (tmp_path / n for n in ("results", "sft", "ppo", "ppo-stopped"))
+    layout = {results: ["results.json", "results.md"], sft_run: ["config.json", "metrics.csv", "final/adapter_config.json"],
+              ppo_run: ["config.json", "metrics.csv", "checkpoints/update_000001/manifest.json"],
+              ppo_stopped: ["config.json", "metrics.csv", "best/adapter_config.json"]}  # stopped before a checkpoint
+    for folder, names in layout.items():
+        for name in names:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(f"earlier {name}")
+    gif = tmp_path / "old.gif"
+    gif.write_bytes(b"GIF89a earlier")
+    before = {folder: snapshot(folder) for folder in layout}
+
+    assert_clean_failure(run("evals.benchmark", ["--agents", f"llm:{paths['corrupt']}", "--out", str(results)]), "corrupt")
+    assert_clean_failure(run("sft", ["--model", paths["broken_model"], "--out", str(sft_run)]), "incomplete or corrupt")
+    assert_clean_failure(run("rl_finetune", ["--init-adapter", paths["other_base"], "--out", str(ppo_stopped)]), "another base")
+    # a new run into a folder that holds one would mix its checkpoints with the old run's
+    assert_clean_failure(run("rl_finetune", ["--out", str(ppo_run)]), "already holds a run: continue it with --resume")
+    assert_clean_failure(run("agent.run", ["--adapter", paths["corrupt"], "--gif", str(gif)]), "corrupt")
+    assert {folder: snapshot(folder) for folder in layout} == before
+    assert gif.read_bytes() == b"GIF89a earlier"
