@@ -54,6 +54,9 @@ def episode_frames(episode) -> list[np.ndarray]:
     out = []
     for i, frame in enumerate(episode.frames):
         image = Image.fromarray(frame)
+        if image.height < 320:  # small grids render tiny; scale up so the text panel fits beside
+            factor = -(-320 // image.height)
+            image = image.resize((image.width * factor, image.height * factor), Image.NEAREST)
         if i < len(episode.steps):
             step = episode.steps[i]
             d = step.decision
