@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from agent.actions import ACTION_PHRASES
-from agent.models import DEFAULT_MODEL, ModelError, load_model
+from agent.models import DEFAULT_MODEL, ModelError
 from agent.perception import describe
-from agent.policy import LMPolicy, bf16_is_fast
+from agent.policy import LMPolicy, bf16_is_fast, load_policy
 from agent.prompts import encode
 
 
@@ -105,22 +105,20 @@ def non_embedding_params(model) -> int:
 
 
 def run(model_spec: str, batch_sizes: list[int], states: int, min_seconds: float, naive_states: int,
-        on_row=None) -> dict:
+        on_row=None, adapter: str | None = None) -> dict:
     """Measure every method at every batch size; `on_row(row)` sees each row as it is done."""
     torch.manual_seed(0)
     texts = sample_states(states)
-    fp32_model, tokenizer = load_model(model_spec, dtype=torch.float32, device="cpu")
-    fp32_model.requires_grad_(False)
     use_bf16 = bf16_is_fast(torch.device("cpu"))
-    fast_model = load_model(model_spec, dtype=torch.bfloat16, device="cpu")[0] if use_bf16 else fp32_model
-    fast_model.requires_grad_(False)
-    fp32_policy = LMPolicy(fp32_model, tokenizer, bf16=False)
-    fast_policy = LMPolicy(fast_model, tokenizer, bf16=use_bf16)
+    # Baselines (a) and (b) run the fp32 model; (c) the policy as agent.run loads it.
+    fp32_policy = load_policy(model_spec, adapter, device="cpu", bf16=False)
+    fast_policy = load_policy(model_spec, adapter, device="cpu", bf16=use_bf16) if use_bf16 else fp32_policy
+    fp32_model, tokenizer, fast_model = fp32_policy.model, fp32_policy.tokenizer, fast_policy.model
     flops_per_token = 2 * non_embedding_params(fast_model)
 
     rates = {"fp32_gflops": matmul_rate(torch.float32), "bf16_gflops": matmul_rate(torch.bfloat16)}
     ceiling = rates["bf16_gflops"] if use_bf16 else rates["fp32_gflops"]
-    result = {"model": model_spec, "states": len(texts), "bf16": use_bf16, "matmul": rates, "batches": []}
+    result = {"model": model_spec, "adapter": adapter, "states": len(texts), "bf16": use_bf16, "matmul": rates, "batches": []}
     with torch.inference_mode():
         for b in batch_sizes:
             batches = [texts[i:i + b] for i in range(0, len(texts), b)]
@@ -203,6 +201,8 @@ def main(argv=None) -> int:
     parser = ArgumentParser(prog="python -m evals.throughput", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model spec, as in agent.run")
+    parser.add_argument("--adapter", default=None, help="LoRA adapter folder (its argmax varies across states, "
+                        "a stricter check of agreement than the zero-shot model's)")
     parser.add_argument("--batch", type=batch_list, default=[1, 8, 32], help="comma-separated batch sizes")
     parser.add_argument("--states", type=positive_int, default=32, help="states scored by every method (argmax check)")
     parser.add_argument("--naive-states", type=positive_int, default=8, help="states for the slow generate baseline")
@@ -212,7 +212,8 @@ def main(argv=None) -> int:
     on_row = (lambda row: print(format_row(row), file=sys.stderr, flush=True)) if args.json else (
         lambda row: print(format_row(row), flush=True))
     try:
-        result = run(args.model, args.batch, max(args.states, max(args.batch)), args.seconds, args.naive_states, on_row)
+        result = run(args.model, args.batch, max(args.states, max(args.batch)), args.seconds, args.naive_states, on_row,
+                     args.adapter)
     except ModelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
