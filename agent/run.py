@@ -164,6 +164,9 @@ def main(argv=None) -> int:
               f"{summary['decisions_per_second'] or 0:.1f} decisions/s")
         if args.gif:
             print(f"wrote {args.gif}")
+        if args.adapter is None and summary["success_rate"] == 0:
+            print("tip: a zero-shot LM rarely solves these levels; train an adapter with training/sft.py, "
+                  "or try --adapter adapters/doorkey-5x5 on MiniGrid-DoorKey-5x5-v0")
     return 0
 
 
