@@ -185,7 +185,6 @@ def test_an_env_that_raises_is_reported_and_reset(monkeypatch, capsys):
 
 
 def test_env_pool_restore_replays_to_the_same_state():
-    from agent.perception import describe
     from training.rollout import EnvPool
 
     pool = EnvPool("MiniGrid-DoorKey-5x5-v0", [0, 1])
