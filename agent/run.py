@@ -15,24 +15,21 @@ import time
 from agent.models import BUILTIN_MODELS, DEFAULT_MODEL
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give e.g. 5") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is too small; give a number of at least 1")
-    return value
+def int_in(low: int, high: int, example: int, out_of_range: str):
+    """An argparse type: a whole number in [low, high]; `out_of_range` says what to give instead."""
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give e.g. {example}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} {out_of_range}")
+        return value
+    return convert
 
 
-def seed_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give e.g. 0") from None
-    if not 0 <= value < 2**31:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; give a seed from 0 to 2147483647")
-    return value
+positive_int = int_in(1, sys.maxsize, 5, "is too small; give a number of at least 1")
+seed_int = int_in(0, 2**31 - 1, 0, "is out of range; give a seed from 0 to 2147483647")
 
 
 class ArgumentParser(argparse.ArgumentParser):
