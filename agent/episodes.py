@@ -1,8 +1,11 @@
 """Play episodes with any agent, several envs in lockstep so the LM sees one batch.
 
-Used by `agent.run` and `evals.benchmark`. Each step keeps the model's raw text, the parsed
-phrase and the executed action apart, plus what was in front of the agent, so metrics are
-pure functions of the records.
+The one episode loop: `agent.run`, `evals.benchmark`, training's greedy evaluation and the
+MLP baseline's evaluation all call `play`. PPO rollouts step their own env pool (they
+need per-step log-probs and values) but take success, death and the shield from here
+(`take_step`, `shield`). Each step keeps the model's raw text, the parsed phrase and the
+executed action apart, plus what was in front of the agent, so metrics are pure
+functions of the records.
 
 >>> from agent.episodes import RandomAgent, play
 >>> [record] = play(RandomAgent(seed=0), "MiniGrid-DoorKey-5x5-v0", seeds=[3], max_steps=5)
@@ -22,6 +25,8 @@ from minigrid.core.constants import IDX_TO_OBJECT, STATE_TO_IDX
 import envs
 from agent.actions import ACTION_PHRASES
 from agent.perception import describe
+from agent.scoring import CachedScorer
+from envs.expert import expert_action
 
 HAZARDS = ("lava",)
 _IDX_TO_STATE = {v: k for k, v in STATE_TO_IDX.items()}
@@ -82,18 +87,44 @@ def is_carrying(obs) -> bool:
     return IDX_TO_OBJECT[int(image[n // 2, n - 1, 0])] not in ("empty", "unseen")
 
 
-def is_unsafe(obs, action: int) -> bool:
+def enters_hazard(obs, action: int) -> bool:
     """True when the observation shows that `action` steps into a hazard."""
     return action == Actions.forward and front_cell(obs)[0] in HAZARDS
 
 
 def shield(obs, decision: Decision) -> tuple[int, bool]:
-    """Replace an unsafe action by the most probable safe one; returns (action, blocked)."""
-    if not is_unsafe(obs, decision.action):
+    """Replace an action that enters a hazard by the most probable safe one; returns (action, blocked).
+
+    `decision.probs` ranks the actions (log-probs rank the same); without it, index order.
+    """
+    if not enters_hazard(obs, decision.action):
         return decision.action, False
-    order = np.argsort(-np.asarray(decision.probs)) if decision.probs else range(len(ACTION_PHRASES))
-    safe = next(int(a) for a in order if not is_unsafe(obs, int(a)) and a != Actions.done)
+    order = np.argsort(-np.asarray(decision.probs)) if decision.probs is not None else range(len(ACTION_PHRASES))
+    safe = next(int(a) for a in order if not enters_hazard(obs, int(a)) and a != Actions.done)
     return safe, True
+
+
+@dataclass
+class Outcome:
+    """What one env step did; success and death are decided here for every loop."""
+
+    obs: object
+    reward: float
+    terminated: bool
+    truncated: bool
+    success: bool  # the episode ended with a positive reward
+    died: bool  # the episode ended by stepping into a hazard
+
+    @property
+    def done(self) -> bool:
+        return self.terminated or self.truncated
+
+
+def take_step(env, obs, action: int) -> Outcome:
+    """Step `env` (whose current observation is `obs`) with `action`."""
+    died = enters_hazard(obs, action)
+    obs, reward, terminated, truncated, _ = env.step(action)
+    return Outcome(obs, float(reward), terminated, truncated, bool(terminated and reward > 0), bool(terminated and died))
 
 
 class RandomAgent:
@@ -111,19 +142,19 @@ class ExpertAgent:
     name = "expert"
 
     def decide(self, observations, texts, env_list) -> list[Decision]:
-        from envs.expert import expert_action
-
         return [Decision(int(expert_action(env))) for env in env_list]
 
 
 class LMAgent:
-    """Score mode (`mode="score"`) or generate mode, greedy by default."""
+    """Score mode (`mode="score"`) or generate mode, greedy by default, through a `CachedScorer`."""
 
-    def __init__(self, policy, mode: str = "score", reason: bool = False, greedy: bool = True, seed: int = 0):
+    def __init__(self, policy, mode: str = "score", reason: bool = False, greedy: bool = True, seed: int = 0,
+                 scorer: CachedScorer | None = None):
         import torch
 
         self.policy, self.mode, self.reason, self.greedy = policy, mode, reason, greedy
-        self.generator = torch.Generator(device=policy.device).manual_seed(seed)
+        self.scorer = scorer or CachedScorer(policy)
+        self.generator = torch.Generator().manual_seed(seed)
         self.name = "llm" if mode == "score" else "llm-generate"
 
     def decide(self, observations, texts, env_list) -> list[Decision]:
@@ -131,10 +162,10 @@ class LMAgent:
 
         with torch.inference_mode():
             if self.mode == "score":
-                actions, scores = self.policy.act(texts, greedy=self.greedy, generator=self.generator)
-                per = scores.tokens / len(texts)
-                return [Decision(int(a), probs=p.tolist(), tokens=round(per)) for a, p in zip(actions, scores.probs)]
-            gens = self.policy.generate(texts, reason=self.reason, greedy=self.greedy)
+                actions, log_probs, _ = self.scorer.choose(texts, greedy=self.greedy, generator=self.generator)
+                tokens = self.scorer.tokens(texts)
+                return [Decision(int(a), probs=p.tolist(), tokens=n) for a, p, n in zip(actions, log_probs.exp(), tokens)]
+            gens = self.scorer.generate(texts, reason=self.reason, greedy=self.greedy)
         return [Decision(g.action, g.raw_text, g.parsed, fallback=g.fallback, tokens=g.tokens) for g in gens]
 
 
@@ -167,17 +198,16 @@ def play(agent, env_id: str, seeds: list[int], max_steps: int | None = None, bat
                 front, front_state = front_cell(obs[i])
                 executed, blocked = shield(obs[i], decision) if use_shield else (decision.action, False)
                 carrying = is_carrying(obs[i])
-                obs[i], reward, terminated, truncated, _ = env_list[i].step(executed)
-                step = Step(t, text, front, front_state, carrying, decision, executed, blocked, float(reward), seconds)
+                outcome = take_step(env_list[i], obs[i], executed)
+                obs[i] = outcome.obs
+                step = Step(t, text, front, front_state, carrying, decision, executed, blocked, outcome.reward, seconds)
                 ep = eps[i]
                 ep.steps.append(step)
-                ep.total_return += float(reward)
-                if terminated:
-                    ep.success = reward > 0
-                    ep.died = front in HAZARDS and executed == Actions.forward
+                ep.total_return += outcome.reward
+                ep.success, ep.died = outcome.success, outcome.died
                 if on_step:
                     on_step(ep, step, env_list[i])
-                if not (terminated or truncated):
+                if not outcome.done:
                     still.append(i)
             live = still
         if render:

@@ -275,13 +275,6 @@ class LMPolicy(nn.Module):
         values = self.value_head(last.float()).squeeze(-1) if self.value_head is not None else None
         return ActionScores(torch.log_softmax(scaled, -1), values, sums, tokens=int(lengths.sum()) + batch * n_nodes + len(shared))
 
-    def act(self, observations: list[str], greedy: bool = True, generator: torch.Generator | None = None):
-        """Score, then pick the argmax (greedy) or sample. Returns (actions, scores)."""
-        scores = self.score(observations)
-        if greedy:
-            return scores.actions, scores
-        return torch.multinomial(scores.probs, 1, generator=generator).squeeze(-1), scores
-
     # ----- generate mode ---------------------------------------------------------------
     @torch.no_grad()
     def generate(self, observations: list[str], reason: bool = False, greedy: bool = True,

@@ -14,7 +14,10 @@ import re
 import gymnasium
 import minigrid  # noqa: F401  (importing it registers the MiniGrid-* and BabyAI-* ids)
 
-__all__ = ["UnknownEnvError", "family_defaults", "list_env_ids", "make", "resolve_env_id"]
+__all__ = ["DEFAULT_ENV", "EnvUnavailableError", "UnknownEnvError", "check_env", "family_defaults", "list_env_ids",
+           "make", "resolve_env_id"]
+
+DEFAULT_ENV = "MiniGrid-DoorKey-5x5-v0"
 
 _PREFIXES = ("MiniGrid-", "BabyAI-")
 _VERSION = re.compile(r"-v(\d+)$")
@@ -35,6 +38,10 @@ class UnknownEnvError(ValueError):
             f"Unknown environment {name!r}{closest}; "
             "run `python -m agent.run --list-envs` to see all."
         )
+
+
+class EnvUnavailableError(ValueError):
+    """A registered env that cannot start on this install (e.g. files missing from the minigrid wheel)."""
 
 
 def list_env_ids() -> list[str]:
@@ -161,3 +168,22 @@ def make(name: str, seed: int | None = None, **kwargs) -> gymnasium.Env:
         env.reset(seed=seed)
         env.action_space.seed(seed)
     return env
+
+
+def check_env(name: str) -> str:
+    """Resolve `name` and make sure the env starts here (one reset); returns its id.
+
+    CLIs call this before loading a model, so a bad or broken env costs a sentence, not a
+    model load and a traceback. minigrid 3.2.0's `MiniGrid-WFC-*` envs, for example, need
+    pattern images that its wheel does not ship.
+    """
+    env_id = resolve_env_id(name)
+    try:
+        env = gymnasium.make(env_id)
+        env.reset(seed=0)
+        env.close()
+    except Exception as err:  # whatever the env raises, it cannot be played here
+        detail = (str(err).strip().splitlines() or [""])[0][:120]
+        raise EnvUnavailableError(f"Environment {env_id} cannot start on this install ({type(err).__name__}: {detail}); "
+                                  "pick another from `python -m agent.run --list-envs`.") from None
+    return env_id

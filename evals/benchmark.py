@@ -5,7 +5,7 @@
         --episodes 100 --seed 0 --out results/NAME
 
 Writes results.json (schema in evals/README.md), results.md (a table) and success.png
-into --out. Episodes use held-out evaluation seeds (`training.seeds.eval_seeds`), which
+into --out. Episodes use held-out evaluation seeds (`envs.seeds.eval_seeds`), which
 training never uses; `--seed` offsets within that range.
 """
 
@@ -17,10 +17,12 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
+from agent.episodes import ExpertAgent, LMAgent, RandomAgent
 from agent.models import BUILTIN_MODELS, DEFAULT_MODEL
+from agent.scoring import CachedScorer
 from agent.run import ArgumentParser, positive_int, seed_int
 
 SCHEMA_VERSION = 1
@@ -82,7 +84,7 @@ def parse_envs(text: str) -> list[str]:
 
 def benchmark_seeds(first: int, episodes: int) -> list[int]:
     """Evaluation seeds `first .. first+episodes-1`, all inside the held-out range."""
-    from training.seeds import MAX_EVAL_SEEDS, TRAIN_SEED_BASE, eval_seeds
+    from envs.seeds import MAX_EVAL_SEEDS, TRAIN_SEED_BASE, eval_seeds
 
     if first + episodes > MAX_EVAL_SEEDS:
         raise BenchmarkError(f"--seed {first} plus --episodes {episodes} leaves the evaluation seeds 0..{MAX_EVAL_SEEDS - 1} "
@@ -101,40 +103,13 @@ def check_device(device: str | None) -> None:
 
 def prepare_out(path: str) -> Path:
     """Check that --out can be written, creating nothing yet: a run that fails leaves no trace."""
-    from training.cli import check_out_folder
+    from agent.cli import check_out_folder
 
     try:
         check_out_folder(path)
     except ValueError as err:
         raise BenchmarkError(str(err)) from None
     return Path(path)
-
-
-class TextCache:
-    """Memoise a greedy LM agent's decisions by observation text.
-
-    A greedy policy's choice is a function of the text it reads, and MiniGrid levels repeat
-    texts a lot, so each distinct text is sent to the model once and later visits reuse
-    that decision (a copy, with the same token count). Only the batch composition of the
-    first visit can differ from an uncached run (float rounding, not the policy).
-    """
-
-    def __init__(self, agent):
-        self.agent, self.name = agent, agent.name
-        self.memo: dict = {}
-        self.computed, self.hits, self.seconds = 0, 0, 0.0
-
-    def decide(self, observations, texts, env_list):
-        todo = list(dict.fromkeys(t for t in texts if t not in self.memo))
-        if todo:
-            rows = [texts.index(t) for t in todo]
-            began = time.perf_counter()
-            decisions = self.agent.decide([observations[i] for i in rows], todo, [env_list[i] for i in rows])
-            self.seconds += time.perf_counter() - began
-            self.memo.update(zip(todo, decisions))
-            self.computed += len(todo)
-        self.hits += len(texts) - len(todo)
-        return [replace(self.memo[t], probs=list(self.memo[t].probs) if self.memo[t].probs else None) for t in texts]
 
 
 def consistency_probes(policy, reason: bool, episodes, n_states: int, k: int, seed: int) -> list[dict]:
@@ -257,15 +232,14 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def make_agent(spec: AgentSpec, policies: dict, seed: int):
-    from agent.episodes import ExpertAgent, LMAgent, RandomAgent
-
+def make_agent(spec: AgentSpec, policies: dict, seed: int, scorer: CachedScorer | None = None):
+    """The agent of `spec`; LM agents decide through `scorer` (one per agent, shared by its runs)."""
     if spec.kind == "random":
         return RandomAgent(seed=seed)
     if spec.kind == "expert":
         return ExpertAgent()
     mode = "score" if spec.kind == "llm" else "generate"
-    return LMAgent(policies[spec.adapter], mode=mode, reason=spec.kind == "llm-generate", seed=seed)
+    return LMAgent(policies[spec.adapter], mode=mode, reason=spec.kind == "llm-generate", seed=seed, scorer=scorer)
 
 
 def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: list[int]) -> dict:
@@ -276,7 +250,7 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: list[
     from agent.episodes import play
     from agent.policy import load_policy
     from evals import metrics
-    from training.seeds import MAX_EVAL_SEEDS, TRAIN_SEED_BASE
+    from envs.seeds import MAX_EVAL_SEEDS, TRAIN_SEED_BASE
 
     began = time.perf_counter()
     torch.manual_seed(args.seed)
@@ -297,14 +271,12 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: list[
     bar = tqdm(total=len(specs) * len(env_ids) * len(variants) * len(seeds), unit="episode", file=sys.stderr,
                mininterval=1.0, dynamic_ncols=True)
     for spec in specs:
-        cache = None
+        # One scorer per agent, kept over its envs and variants (texts carry their mission).
+        cache = CachedScorer(policies[spec.adapter], memo=not args.no_cache) if spec.kind in ADAPTER_KINDS else None
         for env_index, env_id in enumerate(env_ids):
             probes = None
             for use_shield in variants:
-                agent = make_agent(spec, policies, seed=args.seed)
-                if spec.kind in ADAPTER_KINDS and not args.no_cache:
-                    cache = cache or TextCache(agent)  # one per agent: texts carry their mission
-                    agent = cache
+                agent = make_agent(spec, policies, seed=args.seed, scorer=cache)
                 before = (cache.computed, cache.hits, cache.seconds) if cache else None
                 bar.set_description(f"{spec.label} {env_id}{' +shield' if use_shield else ''}")
                 run_began = time.perf_counter()
@@ -329,7 +301,7 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: list[
                        "model": args.model if spec.kind in ADAPTER_KINDS else None,
                        "shield": use_shield, "env": env_id, "aggregates": aggregates}
                 timing = {"run_seconds": run_seconds, "probe_seconds": probe_seconds}
-                if cache:
+                if cache and not args.no_cache:
                     computed, hits, seconds = (cache.computed - before[0], cache.hits - before[1], cache.seconds - before[2])
                     run["text_cache"] = {"model_decisions": computed, "reused_decisions": hits}
                     timing["model_decisions_per_second"] = computed / seconds if seconds > 0 else None

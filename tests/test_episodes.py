@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from agent.episodes import Decision, ExpertAgent, LMAgent, RandomAgent, front_cell, is_unsafe, play, shield
+from agent.episodes import Decision, ExpertAgent, LMAgent, RandomAgent, front_cell, enters_hazard, play, shield
 from agent.policy import LMPolicy
 
 LAVA_ENVS = ["MiniGrid-LavaGapS5-v0", "MiniGrid-LavaGapS7-v0", "MiniGrid-LavaCrossingS9N1-v0"]
@@ -27,7 +27,7 @@ def test_front_cell_reads_the_cell_ahead():
 
 def test_shield_takes_most_probable_safe_action():
     obs = lava_in_front_obs()
-    assert is_unsafe(obs, 2) and not is_unsafe(obs, 0)
+    assert enters_hazard(obs, 2) and not enters_hazard(obs, 0)
     action, blocked = shield(obs, Decision(2, probs=[0.1, 0.3, 0.5, 0.05, 0.0, 0.05, 0.0]))
     assert (action, blocked) == (1, True)
     assert shield(obs, Decision(0, probs=None)) == (0, False)

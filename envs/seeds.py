@@ -1,7 +1,8 @@
 """Which env seeds training may use and which are held out for evaluation.
 
 Evaluation uses seeds ``0 .. N-1``; training only ever uses seeds from ``TRAIN_SEED_BASE``
-up, so no evaluated level is ever trained on. Import these constants in evals too.
+up, so no evaluated seed is ever trained on. It lives in envs/ so that training and evals
+read the same policy without importing each other.
 
 >>> eval_seeds(3)
 [0, 1, 2]
@@ -11,6 +12,7 @@ True
 
 from __future__ import annotations
 
+PPO_STREAM, SFT_STREAM, BASELINE_STREAM = 0, 1, 2  # seed streams: PPO rollouts, SFT demos, MLP baseline
 MAX_EVAL_SEEDS = 100_000  # eval seeds are 0 .. MAX_EVAL_SEEDS-1; never used for training
 TRAIN_SEED_BASE = 1_000_000  # first training seed
 EPISODES_PER_ENV = 100_000  # seed block per env slot (slot = rank * num_envs + env)
@@ -28,7 +30,7 @@ def eval_seeds(n: int = 100) -> list[int]:
 def train_seed(env_index: int, episode: int, stream: int = 0) -> int:
     """Seed of `episode` (0, 1, ...) of env slot `env_index` in seed stream `stream`.
 
-    Streams keep data sources apart: 0 = PPO rollouts, 1 = SFT demonstrations. Env slot
+    Streams keep data sources apart (PPO_STREAM, SFT_STREAM, BASELINE_STREAM). Env slot
     `rank * num_envs + i` gives every process its own levels.
     """
     if not 0 <= env_index < MAX_ENV_SLOTS:
@@ -36,7 +38,3 @@ def train_seed(env_index: int, episode: int, stream: int = 0) -> int:
     if episode >= EPISODES_PER_ENV:
         raise ValueError(f"episode {episode} exceeds the per-env seed block of {EPISODES_PER_ENV}.")
     return TRAIN_SEED_BASE + stream * STREAM_STRIDE + env_index * EPISODES_PER_ENV + episode
-
-
-PPO_STREAM = 0
-SFT_STREAM = 1

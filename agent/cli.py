@@ -1,0 +1,205 @@
+"""The one command-line kit: every CLI is a config dataclass whose field docs are its --help.
+
+A field is declared with `option(default, "one-line doc")` (or `switch("doc")` for an
+on/off flag). Validation lives in the dataclass's `__post_init__` and raises ValueError
+with a sentence that says how to fix it; `parse` turns that, and any argparse error, into
+one line on stderr and exit code 2. Options that several CLIs share are declared once
+here (`CommonConfig`, `LMConfig`, `out_option`), so a flag means the same thing everywhere.
+
+>>> from dataclasses import dataclass
+>>> @dataclass
+... class Demo:
+...     lr: float = option(1e-3, "learning rate")
+>>> parse(Demo, ["--lr", "0.5"]).lr
+0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import tempfile
+import typing
+from pathlib import Path
+
+import envs
+from agent.models import BUILTIN_MODELS, DEFAULT_MODEL
+
+MAX_SEED = 2**31 - 1
+
+
+def option(default, doc: str, choices: tuple | None = None, metavar: str | None = None):
+    """A dataclass field with a default and the one-line doc shown by --help."""
+    return dataclasses.field(default=default, metadata={"help": doc, "choices": choices, "metavar": metavar})
+
+
+def switch(doc: str):
+    """An off-by-default flag (`--json`), without a `--no-` twin."""
+    return dataclasses.field(default=False, metadata={"help": doc, "switch": True})
+
+
+def fail(message: str) -> typing.NoReturn:
+    """One sentence on stderr, exit code 2, no traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's default prints the whole usage block first
+        fail(f"{message.rstrip('.')}; run with --help to see every option.")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Adds "(default: X)" once, and only where the doc does not speak of the default itself."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False) or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
+def number(kind):
+    """An argparse type: an int or a finite float, with a sentence when the text is not one."""
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            example = "5" if kind is int else "0.5"
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a {'whole number' if kind is int else 'number'}; give e.g. {example}") from None
+        if not math.isfinite(value):  # nan/inf pass float() but would silently ruin a run
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number: nan and inf are out of range")
+        return value
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def check_range(flag: str, value, low, high=None, hint: str = "") -> None:
+    """Raise ValueError "--flag V is too small / out of range" unless low <= value <= high."""
+    if value < low and high is None:
+        raise ValueError(f"{flag} {value} is too small; give a number of at least {low}.")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{flag} {value} is out of range: give {hint or f'a number from {low} to {high}'}.")
+
+
+def check_out_folder(path: str, flag: str = "--out") -> None:
+    """Raise ValueError with the fix unless folder `path` exists or can be created, and is writable.
+
+    Creates nothing: it walks up to the nearest existing ancestor and writes a temporary
+    file there. Permission bits alone do not block root, so writing is the real test.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{flag} {path} is a file: give a folder (it is created if missing).")
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{flag} {path} lies under the file {existing}: give a folder path.")
+    _try_write(existing, f"{flag} {path} is not writable", "give a writable folder")
+
+
+def check_out_file(path: str, flag: str) -> None:
+    """Raise ValueError with the fix unless a file can be written at `path` (its folder must exist)."""
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{flag} {path} is a folder: give a file name such as {target / 'out'}.")
+    folder = target.parent if str(target.parent) else Path(".")
+    if folder.is_file() or any(p.is_file() for p in folder.parents):
+        raise ValueError(f"{flag} {path} lies under a file, not a folder: give a path in an existing folder.")
+    if not folder.is_dir():
+        raise ValueError(f"Folder {folder} for {flag} does not exist: create it first.")
+    _try_write(folder, f"Folder {folder} for {flag} is not writable", "pick another path")
+
+
+def _try_write(folder: Path, problem: str, fix: str) -> None:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"{problem} ({err.strerror} in {folder}): {fix}.") from None
+
+
+def set_threads(threads: int) -> None:
+    """`--threads`: 0 keeps torch's default; otherwise the CPU threads torch may use."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+# ----- options that several CLIs share: declared once, one meaning everywhere ------------
+ENV_DOC = "Gymnasium id or short family name (MiniGrid-DoorKey -> MiniGrid-DoorKey-5x5-v0)"
+MODEL_DOC = f"{' or '.join(BUILTIN_MODELS)}, a Hugging Face folder, a .gguf file or a hub id"
+THREADS_DOC = "torch CPU threads per process (0 = torch's default, all cores)"
+DEVICE_DOC = "cpu or cuda (default: cuda when available)"
+
+
+def out_option(default: str | None, doc: str):
+    return option(default, doc, metavar="FOLDER")
+
+
+@dataclasses.dataclass
+class CommonConfig:
+    """Fields every CLI that plays an env has; subclasses call `super().__post_init__()`."""
+
+    env: str = option(envs.DEFAULT_ENV, ENV_DOC)
+    seed: int = option(0, "seed of the first episode or of the run's randomness")
+    threads: int = option(0, THREADS_DOC)
+
+    def __post_init__(self):
+        check_range("--seed", self.seed, 0, MAX_SEED, "a seed from 0 to 2147483647")
+        if self.threads < 0:
+            raise ValueError(f"--threads {self.threads} is out of range: give 0 (torch's default) or more.")
+        try:
+            self.env = envs.check_env(self.env)
+        except ValueError as err:  # unknown name, or an env that cannot start here
+            raise ValueError(str(err)) from None
+
+
+@dataclasses.dataclass
+class LMConfig(CommonConfig):
+    """CommonConfig plus the language model and where it runs."""
+
+    model: str = option(DEFAULT_MODEL, MODEL_DOC)
+    device: str | None = option(None, DEVICE_DOC)
+
+    def __post_init__(self):
+        super().__post_init__()
+        from agent.models import ModelError, parse_device
+
+        try:
+            parse_device(self.device)
+        except ModelError as err:
+            raise ValueError(str(err)) from None
+
+
+def build_parser(cls, prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    parser = Parser(prog=prog, description=description, epilog=epilog, formatter_class=_Formatter)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        doc = f.metadata.get("help", "").replace("%", "%%")
+        if f.metadata.get("switch"):
+            parser.add_argument(flag, action="store_true", help=doc)
+            continue
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=doc)
+            continue
+        base = next((k for k in typing.get_args(kind) if k is not type(None)), kind)  # X | None -> X
+        convert = number(base) if base in (int, float) else str
+        parser.add_argument(flag, type=convert, default=f.default, help=doc, choices=f.metadata.get("choices"),
+                            metavar=f.metadata.get("metavar") or (None if f.metadata.get("choices") else f.name.upper()))
+    return parser
+
+
+def parse(cls, argv: list[str] | None = None, prog: str | None = None, description: str = "",
+          epilog: str | None = None):
+    """Parse `argv` into a `cls` instance; bad input exits 2 with one sentence."""
+    args = build_parser(cls, prog or sys.argv[0], description, epilog).parse_args(argv)
+    try:
+        return cls(**vars(args))
+    except ValueError as err:
+        fail(str(err))
