@@ -30,9 +30,15 @@ from agent.models import BUILTIN_MODELS, DEFAULT_MODEL
 MAX_SEED = 2**31 - 1
 
 
-def option(default, doc: str, choices: tuple | None = None, metavar: str | None = None):
-    """A dataclass field with a default and the one-line doc shown by --help."""
-    return dataclasses.field(default=default, metadata={"help": doc, "choices": choices, "metavar": metavar})
+def option(default, doc: str, choices: tuple | None = None, metavar: str | None = None, nargs: str | None = None,
+           positional: bool = False):
+    """A dataclass field with a default and the one-line doc shown by --help.
+
+    `nargs` ("+", "*") takes several values into a list (type the field `list[int]`, say);
+    `positional` makes it an argument without a --flag.
+    """
+    return dataclasses.field(default=default, metadata={"help": doc, "choices": choices, "metavar": metavar,
+                                                        "nargs": nargs, "positional": positional})
 
 
 def switch(doc: str):
@@ -56,7 +62,9 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "default" in text or action.default in (None, False) or not action.option_strings:
+        # `is`, not `in`: a default of 0 is worth showing; SUPPRESS is -h's own
+        if ("default" in text or any(action.default is d for d in (None, False, argparse.SUPPRESS))
+                or action.default == "" or not action.option_strings):
             return text
         return text + " (default: %(default)s)"
 
@@ -100,8 +108,12 @@ def check_out_folder(path: str, flag: str = "--out") -> None:
     _try_write(existing, f"{flag} {path} is not writable", "give a writable folder")
 
 
-def check_out_file(path: str, flag: str) -> None:
-    """Raise ValueError with the fix unless a file can be written at `path` (its folder must exist)."""
+def check_out_file(path: str, flag: str, make_parents: bool = False) -> None:
+    """Raise ValueError with the fix unless a file can be written at `path`.
+
+    Its folder must exist, unless `make_parents` (the caller creates it): then the nearest
+    existing ancestor must be writable. Creates nothing.
+    """
     target = Path(path)
     if target.is_dir():
         raise ValueError(f"{flag} {path} is a folder: give a file name such as {target / 'out'}.")
@@ -109,7 +121,9 @@ def check_out_file(path: str, flag: str) -> None:
     if folder.is_file() or any(p.is_file() for p in folder.parents):
         raise ValueError(f"{flag} {path} lies under a file, not a folder: give a path in an existing folder.")
     if not folder.is_dir():
-        raise ValueError(f"Folder {folder} for {flag} does not exist: create it first.")
+        if not make_parents:
+            raise ValueError(f"Folder {folder} for {flag} does not exist: create it first.")
+        folder = next(p for p in folder.parents if p.is_dir())
     _try_write(folder, f"Folder {folder} for {flag} is not writable", "pick another path")
 
 
@@ -119,6 +133,23 @@ def _try_write(folder: Path, problem: str, fix: str) -> None:
             pass
     except OSError as err:
         raise ValueError(f"{problem} ({err.strerror} in {folder}): {fix}.") from None
+
+
+def check_seed_and_threads(seed: int, threads: int) -> None:
+    """The --seed and --threads checks of `CommonConfig`, for CLIs without its --env."""
+    check_range("--seed", seed, 0, MAX_SEED, "a seed from 0 to 2147483647")
+    if threads < 0:
+        raise ValueError(f"--threads {threads} is out of range: give 0 (torch's default) or more.")
+
+
+def check_device(device: str | None) -> None:
+    """Raise ValueError (unknown name, or cuda without a GPU) unless `device` can be used."""
+    from agent.models import ModelError, parse_device
+
+    try:
+        parse_device(device)
+    except ModelError as err:
+        raise ValueError(str(err)) from None
 
 
 def set_threads(threads: int) -> None:
@@ -131,6 +162,7 @@ def set_threads(threads: int) -> None:
 
 # ----- options that several CLIs share: declared once, one meaning everywhere ------------
 ENV_DOC = "Gymnasium id or short family name (MiniGrid-DoorKey -> MiniGrid-DoorKey-5x5-v0)"
+SEED_DOC = "seed of the first episode or of the run's randomness"
 MODEL_DOC = f"{' or '.join(BUILTIN_MODELS)}, a Hugging Face folder, a .gguf file or a hub id"
 THREADS_DOC = "torch CPU threads per process (0 = torch's default, all cores)"
 DEVICE_DOC = "cpu or cuda (default: cuda when available)"
@@ -145,13 +177,11 @@ class CommonConfig:
     """Fields every CLI that plays an env has; subclasses call `super().__post_init__()`."""
 
     env: str = option(envs.DEFAULT_ENV, ENV_DOC)
-    seed: int = option(0, "seed of the first episode or of the run's randomness")
+    seed: int = option(0, SEED_DOC)
     threads: int = option(0, THREADS_DOC)
 
     def __post_init__(self):
-        check_range("--seed", self.seed, 0, MAX_SEED, "a seed from 0 to 2147483647")
-        if self.threads < 0:
-            raise ValueError(f"--threads {self.threads} is out of range: give 0 (torch's default) or more.")
+        check_seed_and_threads(self.seed, self.threads)
         try:
             self.env = envs.check_env(self.env)
         except ValueError as err:  # unknown name, or an env that cannot start here
@@ -167,31 +197,35 @@ class LMConfig(CommonConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        from agent.models import ModelError, parse_device
-
-        try:
-            parse_device(self.device)
-        except ModelError as err:
-            raise ValueError(str(err)) from None
+        check_device(self.device)
 
 
 def build_parser(cls, prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
     parser = Parser(prog=prog, description=description, epilog=epilog, formatter_class=_Formatter)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if not f.init:  # derived in __post_init__, not an option
+            continue
         kind = hints[f.name]
-        flag = "--" + f.name.replace("_", "-")
+        flag = f.name if f.metadata.get("positional") else "--" + f.name.replace("_", "-")
         doc = f.metadata.get("help", "").replace("%", "%%")
         if f.metadata.get("switch"):
             parser.add_argument(flag, action="store_true", help=doc)
             continue
-        if kind is bool:
+        base = next((k for k in typing.get_args(kind) if k is not type(None)), kind)  # X | None -> X
+        if base is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=doc)
             continue
-        base = next((k for k in typing.get_args(kind) if k is not type(None)), kind)  # X | None -> X
+        nargs = f.metadata.get("nargs")
+        if nargs:  # list[X] -> X
+            base = next(iter(typing.get_args(base)), str)
         convert = number(base) if base in (int, float) else str
-        parser.add_argument(flag, type=convert, default=f.default, help=doc, choices=f.metadata.get("choices"),
-                            metavar=f.metadata.get("metavar") or (None if f.metadata.get("choices") else f.name.upper()))
+        metavar = f.metadata.get("metavar")
+        if f.metadata.get("positional"):  # required; argparse takes no default for it
+            named = {"metavar": metavar}
+        else:
+            named = {"default": f.default, "metavar": metavar or (None if f.metadata.get("choices") else f.name.upper())}
+        parser.add_argument(flag, type=convert, help=doc, choices=f.metadata.get("choices"), nargs=nargs, **named)
     return parser
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
 import textwrap
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -12,28 +10,6 @@ from PIL import Image, ImageDraw, ImageFont
 from agent.actions import ACTION_PHRASES
 
 PANEL_WIDTH = 360
-
-
-def check_writable(path: str) -> str | None:
-    """None when `path` can be written, else one sentence saying what to fix.
-
-    Writes (and removes) a temporary file in the folder: permission bits do not stop root,
-    and some folders (/proc, read-only mounts) refuse writes whatever they say.
-    """
-    target = Path(path)
-    if target.is_dir():
-        return f"--gif {path} is a folder: give a file name such as {target / 'episode.gif'}."
-    folder = target.parent if str(target.parent) else Path(".")
-    if folder.is_file() or any(p.is_file() for p in folder.parents):
-        return f"--gif {path} lies under a file, not a folder: give a path in an existing folder."
-    if not folder.is_dir():
-        return f"Folder {folder} for --gif does not exist: create it first."
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        return f"Folder {folder} is not writable ({err.strerror}): pick another --gif path."
-    return None
 
 
 def _panel(lines: list[str], height: int) -> Image.Image:

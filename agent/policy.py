@@ -31,6 +31,7 @@ torch.Size([1, 7])
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -339,6 +340,16 @@ def load_policy(model: str = "smollm2-135m", adapter: str | None = None, device=
     if has_value_head:
         load_value_head(policy, adapter)
     return policy
+
+
+def save_adapter(policy: LMPolicy, folder: str | os.PathLike) -> Path:
+    """Write the LoRA adapter (peft format) and `value_head.pt`: loadable by `load_policy`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    policy.model.save_pretrained(folder)
+    if policy.value_head is not None:
+        torch.save(policy.value_head.state_dict(), folder / VALUE_HEAD_FILE)
+    return folder
 
 
 def load_adapter(lm, adapter: str, trainable: bool = False):

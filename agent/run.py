@@ -7,69 +7,41 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 
-from agent.models import BUILTIN_MODELS, DEFAULT_MODEL
+from agent.cli import LMConfig, check_out_file, check_range, fail, option, parse, set_threads, switch
 
-
-def int_in(low: int, high: int, example: int, out_of_range: str):
-    """An argparse type: a whole number in [low, high]; `out_of_range` says what to give instead."""
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give e.g. {example}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} {out_of_range}")
-        return value
-    return convert
+EPILOG = ("Short env names pick the smallest size: MiniGrid-DoorKey -> MiniGrid-DoorKey-5x5-v0. "
+          "--list-envs prints every id.")
 
 
-positive_int = int_in(1, sys.maxsize, 5, "is too small; give a number of at least 1")
-seed_int = int_in(0, 2**31 - 1, 0, "is out of range; give a seed from 0 to 2147483647")
+@dataclass
+class RunConfig(LMConfig):
+    adapter: str | None = option(None, "LoRA adapter folder written by training/")
+    mode: str = option("score", "score: rank the 7 action phrases (never invalid); generate: free text, then parse",
+                       choices=("score", "generate"))
+    reason: bool = switch("generate mode: a one-sentence reason before the action")
+    sample: bool = switch("sample actions instead of taking the most likely")
+    episodes: int = option(1, "episodes to play; episode i uses seed SEED+i")
+    max_steps: int | None = option(None, "step cap per episode (default: the env's)")
+    render: str = option("none", "ascii: print an ASCII map after each step", choices=("none", "ascii"))
+    gif: str | None = option(None, "write the episodes as a GIF with the text beside the frames", metavar="PATH")
+    shield: bool = switch("block actions that step into lava; take the most probable safe one")
+    json: bool = switch("print one machine-readable summary instead of the steps")
+    list_envs: bool = switch("print every MiniGrid/BabyAI id and exit")
 
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse without the usage dump: a bad option prints one sentence and exits with 2."""
-
-    def error(self, message):
-        print(f"error: {message.rstrip('.')}; run with --help to see every option.", file=sys.stderr)
-        sys.exit(2)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(
-        prog="python -m agent.run", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        epilog="Short env names pick the smallest size: MiniGrid-DoorKey -> MiniGrid-DoorKey-5x5-v0. "
-               "--list-envs prints every id.",
-    )
-    parser.add_argument("--env", default="MiniGrid-DoorKey", help="Gymnasium id or short family name")
-    parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"{' or '.join(BUILTIN_MODELS)}, a Hugging Face folder, a .gguf file or a hub id")
-    parser.add_argument("--adapter", default=None, help="LoRA adapter folder written by training/")
-    parser.add_argument("--mode", choices=("score", "generate"), default="score",
-                        help="score: rank the 7 action phrases (never invalid); generate: free text, then parse")
-    parser.add_argument("--reason", action="store_true", help="generate mode: a one-sentence reason before the action")
-    parser.add_argument("--sample", action="store_true", help="sample actions instead of taking the most likely")
-    parser.add_argument("--episodes", type=positive_int, default=1, help="episodes to play")
-    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the first episode; episode i uses seed+i")
-    parser.add_argument("--max-steps", type=positive_int, default=None, help="step cap per episode (default: the env's)")
-    parser.add_argument("--render", choices=("none", "ascii"), default="none", help="print an ASCII map after each step")
-    parser.add_argument("--gif", default=None, metavar="PATH", help="write the episodes as a GIF with the text beside the frames")
-    parser.add_argument("--shield", action="store_true", help="block actions that step into lava; take the most probable safe one")
-    parser.add_argument("--json", action="store_true", help="print one machine-readable summary instead of the steps")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--list-envs", action="store_true", help="print every MiniGrid/BabyAI id and exit")
-    return parser
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    def __post_init__(self):
+        if self.list_envs:  # needs nothing else, so checks nothing else
+            return
+        super().__post_init__()
+        check_range("--episodes", self.episodes, 1)
+        if self.max_steps is not None:
+            check_range("--max-steps", self.max_steps, 1)
+        if self.gif:
+            check_out_file(self.gif, "--gif")
 
 
 def make_agent(args):
@@ -95,7 +67,7 @@ def print_step(episode, step, env, ascii_map: bool) -> None:
         print(env.unwrapped.pprint_grid())
 
 
-def summarise(episodes, seconds: float) -> dict:
+def run_summary(episodes, seconds: float) -> dict:
     decisions = sum(len(e.steps) for e in episodes)
     invalid = sum(s.decision.parsed is None and s.decision.raw_text is not None for e in episodes for s in e.steps)
     return {
@@ -114,23 +86,16 @@ def summarise(episodes, seconds: float) -> dict:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    import envs
-    from agent.models import ModelError
-
+    args = parse(RunConfig, argv, "python -m agent.run", __doc__.split("\n\n")[0], EPILOG)
     if args.list_envs:
+        import envs
+
         print("\n".join(envs.list_env_ids()))
         return 0
-    try:
-        env_id = envs.resolve_env_id(args.env)
-    except envs.UnknownEnvError as err:
-        fail(str(err))
-    if args.gif:
-        from agent.gif import check_writable
+    from agent.models import ModelError
 
-        problem = check_writable(args.gif)
-        if problem:
-            fail(problem)
+    env_id = args.env  # resolved and checked by RunConfig
+    set_threads(args.threads)
     try:
         agent = make_agent(args)
     except ModelError as err:
@@ -145,7 +110,7 @@ def main(argv=None) -> int:
                     use_shield=args.shield, render=bool(args.gif), on_step=on_step)
     elapsed = time.perf_counter() - began
     summary = {"env": env_id, "model": args.model, "adapter": args.adapter, "mode": args.mode,
-               **summarise(episodes, sum(s.seconds for e in episodes for s in e.steps))}
+               **run_summary(episodes, sum(s.seconds for e in episodes for s in e.steps))}
     summary["wall_seconds"] = round(elapsed, 2)
     if args.gif:
         from agent.gif import write_gif

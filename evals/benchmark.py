@@ -11,19 +11,19 @@ training never uses; `--seed` offsets within that range.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.cli import (DEVICE_DOC, MODEL_DOC, SEED_DOC, THREADS_DOC, check_device, check_out_folder, check_range,
+                       check_seed_and_threads, fail, option, out_option, parse, set_threads, switch)
 from agent.episodes import ExpertAgent, LMAgent, RandomAgent
-from agent.models import BUILTIN_MODELS, DEFAULT_MODEL
+from agent.models import DEFAULT_MODEL
 from agent.scoring import CachedScorer
-from agent.run import ArgumentParser, positive_int, seed_int
 
 SCHEMA_VERSION = 1
 AGENT_KINDS = ("random", "expert", "llm", "llm-generate")
@@ -34,7 +34,7 @@ RESULTS_JSON, RESULTS_MD, SUCCESS_PNG = "results.json", "results.md", "success.p
 PROB_DIGITS = 6  # probabilities are stored rounded; metrics are computed from the stored values
 
 
-class BenchmarkError(Exception):
+class BenchmarkError(ValueError):
     """A bad command-line input; the message is one sentence with the fix."""
 
 
@@ -71,14 +71,15 @@ def parse_agents(text: str) -> list[AgentSpec]:
 
 
 def parse_envs(text: str) -> list[str]:
+    """Comma-separated names -> ids, in order, without repeats; each must start on this install."""
     import envs
 
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
         raise BenchmarkError(f"--envs is empty: give a comma-separated list such as {DEFAULT_ENVS}.")
     try:
-        return list(dict.fromkeys(envs.resolve_env_id(name) for name in names))
-    except envs.UnknownEnvError as err:
+        return list(dict.fromkeys(envs.check_env(name) for name in names))
+    except ValueError as err:  # unknown name, or an env that cannot start here
         raise BenchmarkError(str(err)) from None
 
 
@@ -92,24 +93,46 @@ def benchmark_seeds(first: int, episodes: int) -> list[int]:
     return eval_seeds(first + episodes)[first:]
 
 
-def check_device(device: str | None) -> None:
-    from agent.models import ModelError, parse_device
+@dataclass
+class BenchmarkConfig:
+    """The command line; `__post_init__` checks it all before any model loads."""
 
-    try:
-        parse_device(device)
-    except ModelError as err:
-        raise BenchmarkError(str(err)) from None
+    agents: str = option(DEFAULT_AGENTS, "comma-separated: random, expert, llm (score mode), llm-generate (a one-sentence "
+                         "reason, then the action); llm:ADAPTER_DIR and llm-generate:ADAPTER_DIR add a LoRA adapter")
+    envs: str = option(DEFAULT_ENVS, "comma-separated Gymnasium ids or short family names")
+    episodes: int = option(100, "episodes per agent and env")
+    seed: int = option(0, SEED_DOC + "; held out from training, episode i uses seed+i")
+    max_steps: int | None = option(None, "step cap per episode (default: the env's); capped episodes count as failures")
+    model: str = option(DEFAULT_MODEL, MODEL_DOC)
+    shield: str = option("off", "block actions that step into lava; 'both' runs every agent with and without it",
+                         choices=("off", "on", "both"))
+    out: str | None = out_option(None, "output folder for results.json, results.md and success.png (required)")
+    batch: int = option(8, "episodes played in lockstep (one LM batch)")
+    consistency_samples: int = option(5, "K: sampled generations per probed state for self-consistency (generate mode)")
+    consistency_states: int = option(6, "states probed per generate-mode agent and env (0 turns self-consistency off)")
+    no_cache: bool = switch("query the LM at every step instead of once per distinct observation text")
+    device: str | None = option(None, DEVICE_DOC)
+    threads: int = option(0, THREADS_DOC)
+    # Derived from the options above by __post_init__.
+    specs: list[AgentSpec] = field(init=False, repr=False)
+    env_ids: list[str] = field(init=False, repr=False)
+    seeds: list[int] = field(init=False, repr=False)
 
-
-def prepare_out(path: str) -> Path:
-    """Check that --out can be written, creating nothing yet: a run that fails leaves no trace."""
-    from agent.cli import check_out_folder
-
-    try:
-        check_out_folder(path)
-    except ValueError as err:
-        raise BenchmarkError(str(err)) from None
-    return Path(path)
+    def __post_init__(self):
+        check_seed_and_threads(self.seed, self.threads)
+        for flag, value, low in (("--episodes", self.episodes, 1), ("--batch", self.batch, 1),
+                                 ("--consistency-samples", self.consistency_samples, 1),
+                                 ("--consistency-states", self.consistency_states, 0)):
+            check_range(flag, value, low)
+        if self.max_steps is not None:
+            check_range("--max-steps", self.max_steps, 1)
+        self.specs = parse_agents(self.agents)
+        self.env_ids = parse_envs(self.envs)
+        self.seeds = benchmark_seeds(self.seed, self.episodes)
+        check_device(self.device)
+        if self.out is None:
+            raise ValueError("--out is missing: give --out FOLDER for results.json, results.md and success.png.")
+        check_out_folder(self.out)  # creates nothing: a run that fails leaves no trace
 
 
 def consistency_probes(policy, reason: bool, episodes, n_states: int, k: int, seed: int) -> list[dict]:
@@ -197,39 +220,6 @@ def versions() -> dict:
         own = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["version"]
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
             "gymnasium": gymnasium.__version__, "minigrid": minigrid.__version__, "embodied-lm": own}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="python -m evals.benchmark", description=__doc__.split("\n\n")[0],
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--agents", default=DEFAULT_AGENTS,
-                        help="comma-separated: random, expert, llm (score mode), llm-generate (a one-sentence reason, "
-                             "then the action); llm:ADAPTER_DIR and llm-generate:ADAPTER_DIR add a LoRA adapter")
-    parser.add_argument("--envs", default=DEFAULT_ENVS, help="comma-separated Gymnasium ids or short family names")
-    parser.add_argument("--episodes", type=positive_int, default=100, help="episodes per agent and env")
-    parser.add_argument("--seed", type=seed_int, default=0,
-                        help="first evaluation seed; episode i uses seed+i (held out from training)")
-    parser.add_argument("--max-steps", type=positive_int, default=None,
-                        help="step cap per episode (default: the env's); capped episodes count as failures")
-    parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"{' or '.join(BUILTIN_MODELS)}, a Hugging Face folder, a .gguf file or a hub id")
-    parser.add_argument("--shield", choices=("off", "on", "both"), default="off",
-                        help="block actions that step into lava; 'both' runs every agent with and without it")
-    parser.add_argument("--out", required=True, help="output folder for results.json, results.md and success.png")
-    parser.add_argument("--batch", type=positive_int, default=8, help="episodes played in lockstep (one LM batch)")
-    parser.add_argument("--consistency-samples", type=positive_int, default=5,
-                        help="K: sampled generations per probed state for self-consistency (generate mode)")
-    parser.add_argument("--consistency-states", type=int, default=6,
-                        help="states probed per generate-mode agent and env (0 turns self-consistency off)")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="query the LM at every step instead of once per distinct observation text")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    return parser
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def make_agent(spec: AgentSpec, policies: dict, seed: int, scorer: CachedScorer | None = None):
@@ -339,21 +329,13 @@ def write_outputs(results: dict, out: Path, command: str) -> None:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args = parse(BenchmarkConfig, argv, "python -m evals.benchmark", __doc__.split("\n\n")[0])
     from agent.models import ModelError
 
+    set_threads(args.threads)
+    out = Path(args.out)
     try:
-        if args.consistency_states < 0:
-            raise BenchmarkError(f"--consistency-states {args.consistency_states} is negative: give 0 or more.")
-        specs = parse_agents(args.agents)
-        env_ids = parse_envs(args.envs)
-        seeds = benchmark_seeds(args.seed, args.episodes)
-        check_device(args.device)
-        out = prepare_out(args.out)
-    except BenchmarkError as err:
-        fail(str(err))
-    try:
-        results = run_benchmark(args, specs, env_ids, seeds)
+        results = run_benchmark(args, args.specs, args.env_ids, args.seeds)
     except ModelError as err:
         fail(str(err))
     write_outputs(results, out, "python -m evals.benchmark " + shlex.join(argv))

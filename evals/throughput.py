@@ -10,28 +10,32 @@
     (cached system KV, phrases as a token tree in one masked pass, LM head only where
     needed, bf16 weights where the CPU has native bf16).
 
-All three see the same states (observations from seeded DoorKey-5x5 episodes with random
-actions). The run also measures this machine's fp32 and bf16 matmul rate, so (c) is
+All three see the same states (observations from seeded episodes of --env, DoorKey-5x5 by
+default, with random actions). The run also measures this machine's fp32 and bf16 matmul rate, so (c) is
 reported as a fraction of that ceiling, and checks that (c) picks the same argmax action
 as (b) on every state.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from agent.actions import ACTION_PHRASES
-from agent.models import DEFAULT_MODEL, ModelError
+from agent.cli import LMConfig, check_range, fail, option, parse, set_threads, switch
+from agent.models import ModelError
 from agent.perception import describe
 from agent.policy import LMPolicy, bf16_is_fast, load_policy
 from agent.prompts import encode
+
+
+MAX_BATCH = 4096
 
 
 def sample_states(n: int, env_id: str = "MiniGrid-DoorKey-5x5-v0", seed: int = 0) -> list[str]:
@@ -105,10 +109,10 @@ def non_embedding_params(model) -> int:
 
 
 def run(model_spec: str, batch_sizes: list[int], states: int, min_seconds: float, naive_states: int,
-        on_row=None, adapter: str | None = None) -> dict:
+        on_row=None, adapter: str | None = None, env_id: str = "MiniGrid-DoorKey-5x5-v0", seed: int = 0) -> dict:
     """Measure every method at every batch size; `on_row(row)` sees each row as it is done."""
-    torch.manual_seed(0)
-    texts = sample_states(states)
+    torch.manual_seed(seed)
+    texts = sample_states(states, env_id, seed)
     use_bf16 = bf16_is_fast(torch.device("cpu"))
     # Baselines (a) and (b) run the fp32 model; (c) the policy as agent.run loads it.
     fp32_policy = load_policy(model_spec, adapter, device="cpu", bf16=False)
@@ -118,7 +122,7 @@ def run(model_spec: str, batch_sizes: list[int], states: int, min_seconds: float
 
     rates = {"fp32_gflops": matmul_rate(torch.float32), "bf16_gflops": matmul_rate(torch.bfloat16)}
     ceiling = rates["bf16_gflops"] if use_bf16 else rates["fp32_gflops"]
-    result = {"model": model_spec, "adapter": adapter, "states": len(texts), "bf16": use_bf16, "matmul": rates, "batches": []}
+    result = {"model": model_spec, "adapter": adapter, "env": env_id, "states": len(texts), "bf16": use_bf16, "matmul": rates, "batches": []}
     with torch.inference_mode():
         for b in batch_sizes:
             batches = [texts[i:i + b] for i in range(0, len(texts), b)]
@@ -175,48 +179,45 @@ def format_row(r: dict) -> str:
             f"argmax agreement {r['argmax_agreement_with_repeated']:.3f}")
 
 
-def batch_list(text: str) -> list[int]:
-    try:
-        sizes = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers; give e.g. 1,8,32") from None
-    if not sizes or min(sizes) < 1 or max(sizes) > 4096:
-        raise argparse.ArgumentTypeError(f"batch sizes must be 1..4096; got {text!r}")
-    return sizes
+@dataclass
+class ThroughputConfig(LMConfig):
+    device: str | None = option("cpu", "cpu only: the optimised path is measured against this CPU's matmul rate")
+    adapter: str | None = option(None, "LoRA adapter folder (its argmax varies across states, a stricter check of "
+                                 "agreement than the zero-shot model's)")
+    batch: str = option("1,8,32", "comma-separated batch sizes", metavar="SIZES")
+    states: int = option(32, "states scored by every method (argmax check)")
+    naive_states: int = option(8, "states for the slow generate baseline")
+    seconds: float = option(10.0, "minimum timing window of the optimised path, in (0, 3600]")
+    json: bool = switch("print the result as JSON")
+    sizes: list[int] = field(init=False, repr=False)  # --batch as numbers
 
-
-def seconds_value(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds; give e.g. 10") from None
-    if not 0 < value <= 3600:  # also rejects nan and inf, which would time forever
-        raise argparse.ArgumentTypeError(f"{text} is out of range; give seconds in (0, 3600], e.g. 10")
-    return value
+    def __post_init__(self):
+        super().__post_init__()
+        if self.device != "cpu":
+            raise ValueError(f"--device {self.device} is not supported here: evals.throughput measures the CPU only; "
+                             "leave --device out.")
+        try:
+            self.sizes = [int(x) for x in self.batch.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(f"--batch {self.batch!r} is not a list of whole numbers; give e.g. 1,8,32.") from None
+        if not self.sizes or min(self.sizes) < 1 or max(self.sizes) > MAX_BATCH:
+            raise ValueError(f"--batch {self.batch!r} is out of range: give sizes from 1 to {MAX_BATCH}, e.g. 1,8,32.")
+        check_range("--states", self.states, 1)
+        check_range("--naive-states", self.naive_states, 1)
+        if not 0 < self.seconds <= 3600:  # nan and inf never get here: the kit refuses them
+            raise ValueError(f"--seconds {self.seconds:g} is out of range: give seconds in (0, 3600], e.g. 10.")
 
 
 def main(argv=None) -> int:
-    from agent.run import ArgumentParser, positive_int
-
-    parser = ArgumentParser(prog="python -m evals.throughput", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="model spec, as in agent.run")
-    parser.add_argument("--adapter", default=None, help="LoRA adapter folder (its argmax varies across states, "
-                        "a stricter check of agreement than the zero-shot model's)")
-    parser.add_argument("--batch", type=batch_list, default=[1, 8, 32], help="comma-separated batch sizes")
-    parser.add_argument("--states", type=positive_int, default=32, help="states scored by every method (argmax check)")
-    parser.add_argument("--naive-states", type=positive_int, default=8, help="states for the slow generate baseline")
-    parser.add_argument("--seconds", type=seconds_value, default=10.0, help="minimum timing window of the optimised path")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = parser.parse_args(argv)
+    args = parse(ThroughputConfig, argv, "python -m evals.throughput", __doc__.split("\n\n")[0])
+    set_threads(args.threads)
     on_row = (lambda row: print(format_row(row), file=sys.stderr, flush=True)) if args.json else (
         lambda row: print(format_row(row), flush=True))
     try:
-        result = run(args.model, args.batch, max(args.states, max(args.batch)), args.seconds, args.naive_states, on_row,
-                     args.adapter)
+        result = run(args.model, args.sizes, max(args.states, max(args.sizes)), args.seconds, args.naive_states, on_row,
+                     args.adapter, args.env, args.seed)
     except ModelError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        fail(str(err))
     m = result["matmul"]
     if args.json:
         print(json.dumps(result, indent=2))

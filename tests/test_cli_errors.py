@@ -24,20 +24,31 @@ CLIS = {
     "rl_finetune": ["training/rl_finetune.py", *TINY, "--num-envs", "1", "--num-steps", "2", "--total-steps", "2",
                     "--eval-episodes", "0", "--no-progress", "--no-tensorboard", "--threads", "1"],
     "sft": ["training/sft.py", *TINY, "--demos", "4", "--epochs", "1", "--eval-episodes", "0", "--threads", "1"],
+    "training.evaluate": ["-m", "training.evaluate", *TINY, "--episodes", "1", "--threads", "1"],
+    "ppo_baseline": ["training/ppo_baseline.py", "--total-steps", "64", "--num-envs", "2", "--num-steps", "8",
+                     "--num-minibatches", "2", "--eval-episodes", "1", "--threads", "1"],
+    "compare_curves": ["training/compare_curves.py"],
 }
-WRITES_OUT = ("evals.benchmark", "rl_finetune", "sft")
+WRITES_OUT = ("evals.benchmark", "rl_finetune", "sft", "ppo_baseline", "compare_curves")
+WFC = "MiniGrid-WFC-DungeonMazeScaled-v0"  # listed by --list-envs, but minigrid's wheel lacks its pattern files
 
 
 # (cli, arguments, phrase the error must contain). {corrupt}, {other_base}, {broken_model},
-# {file} and {tmp} are filled in from the `paths` fixture. evals.throughput has no --env,
-# adapter or output folder. Each process costs 1.5-4.5 s here (torch import, model load);
-# the whole matrix runs (about 2.5 minutes), CORE first.
+# {file}, {run} and {tmp} are filled in from the `paths` fixture. evals.throughput and
+# training.evaluate write no output. Each process costs 1.5-4.5 s here (torch import, model
+# load); the whole matrix runs (about 4 minutes), CORE first.
 CORE = [
     # unknown env
     ("agent.run", ["--env", "DoorKee"], "Unknown environment 'DoorKee'"),
     ("evals.benchmark", ["--envs", "DoorKee"], "Unknown environment 'DoorKee'"),
     ("rl_finetune", ["--env", "DoorKee"], "Unknown environment 'DoorKee'"),
     ("sft", ["--env", "DoorKee"], "Unknown environment 'DoorKee'"),
+    ("training.evaluate", ["--env", "DoorKee"], "Unknown environment 'DoorKee'"),
+    ("ppo_baseline", ["--env", "DoorKee"], "Unknown environment 'DoorKee'"),
+    # a registered env that cannot start here
+    ("agent.run", ["--env", WFC], "cannot start on this install"),
+    # run folders to plot: none there, or not a training run
+    ("compare_curves", ["{tmp}"], "has no metrics.csv"),
     # unknown or broken model
     ("evals.benchmark", ["--model", "no-such-model"], "Unknown model 'no-such-model'"),
     ("rl_finetune", ["--model", "no-such-model"], "Unknown model 'no-such-model'"),
@@ -90,6 +101,21 @@ REST = [
     ("sft", ["--out", "{file}"], "is a file"),
     ("rl_finetune", ["--out", "{file}/out"], "lies under the file"),
     ("sft", ["--out", "/proc/embodied-lm-out"], "not writable"),
+    ("evals.benchmark", ["--envs", WFC], "cannot start on this install"),
+    ("evals.throughput", ["--env", "DoorKee"], "Unknown environment 'DoorKee'"),
+    ("training.evaluate", ["--episodes", "0"], "too small"),
+    ("training.evaluate", ["--batch", "x"], "'x' is not a whole number"),
+    ("training.evaluate", ["--device", "bogus"], "Unknown --device 'bogus'"),
+    ("training.evaluate", ["--adapter", "{tmp}/missing"], "holds no adapter_config.json"),
+    ("ppo_baseline", ["--total-steps", "x"], "'x' is not a whole number"),
+    ("ppo_baseline", ["--seed", "-1"], "out of range"),
+    ("ppo_baseline", ["--learning-rate", "nan"], "'nan' is not a finite number"),
+    ("ppo_baseline", ["--out", "{file}"], "is a file"),
+    ("ppo_baseline", ["--out", "{file}/out"], "lies under the file"),
+    ("compare_curves", ["{run}", "--out", "{file}/curves.png"], "lies under a file"),
+    ("compare_curves", ["{run}", "--out", "/proc/embodied-lm/curves.png"], "not writable"),
+    ("compare_curves", ["{run}", "--labels", "a", "b"], "one value per run"),
+    ("compare_curves", ["{run}", "--offset", "x"], "'x' is not a whole number"),
 ]
 CASES = [pytest.param(*case, id=f"{case[0]}:{' '.join(case[1])}") for case in CORE + REST]
 
@@ -110,8 +136,10 @@ def paths(tmp_path_factory, tiny):
     (root / "broken_model").mkdir()
     (root / "broken_model" / "config.json").write_text("{not json")
     (root / "a_file").write_text("a file, not a folder")
+    (root / "run").mkdir()  # a training run's log, as compare_curves reads it
+    (root / "run" / "metrics.csv").write_text("step,key,value\n100,eval/success_rate,0.5\n")
     return {"tmp": str(root), "corrupt": str(root / "corrupt"), "other_base": str(root / "other_base"),
-            "broken_model": str(root / "broken_model"), "file": str(root / "a_file")}
+            "broken_model": str(root / "broken_model"), "file": str(root / "a_file"), "run": str(root / "run")}
 
 
 def run(cli, args, timeout=120):

@@ -32,7 +32,7 @@ def test_demo_labels_are_the_experts_even_when_deviating():
     assert len(pairs) == 30
     # Replaying is not possible without the executed actions, so check labels on the first state.
     from agent.perception import describe
-    from training import seeds
+    from envs import seeds
 
     env = envs.make("MiniGrid-DoorKey-5x5-v0")
     obs, _ = env.reset(seed=seeds.train_seed(0, 0, seeds.SFT_STREAM))
@@ -65,7 +65,7 @@ def test_bad_cli_input_is_one_sentence_and_exit_2():
 @pytest.mark.parametrize("argv", [["--demos", "many"], ["--env", "NoSuchEnv"], ["--epochs", "0"]])
 def test_bad_cli_values_exit_2(argv, capsys):
     from training.sft import SFTConfig
-    from training.cli import parse
+    from agent.cli import parse
 
     with pytest.raises(SystemExit) as stop:
         parse(SFTConfig, argv)

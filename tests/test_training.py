@@ -76,11 +76,33 @@ def test_ppo_changes_lora_and_value_head_but_not_base(tmp_path, recorded):
         torch.testing.assert_close(loaded.score_ids(ids).values, policy.score_ids(ids).values)
 
 
+def test_a_few_ppo_updates_raise_the_rewarded_actions_probability(tmp_path, recorded):
+    """ForwardReward pays 0.1 * action index, so PPO must shift mass to high-index actions."""
+    from agent.scoring import CachedScorer
+    from training.rl_finetune import main
+    from training.rollout import EnvPool
+
+    main(ppo_args(tmp_path / "run", "--total-steps", "96", "--learning-rate", "1e-2", "--update-epochs", "4"))
+    policy = recorded["policy"]
+    texts = EnvPool(REWARDED, list(range(8))).texts()  # first states of 8 training levels
+    index = torch.arange(7, dtype=torch.float32)
+
+    def expected_index(scorer):
+        log_probs, _, _ = scorer.score_keys([scorer.ids(t) for t in texts])
+        return float((log_probs.exp() * index).sum(-1).mean())
+
+    with policy.adapter_disabled():  # LoRA B starts at zero, so the start policy is the base LM
+        before = expected_index(CachedScorer(policy))
+    after = expected_index(CachedScorer(policy))
+    assert after > before + 0.03, (before, after)
+
+
 @pytest.mark.parametrize("bf16,tolerance", [(False, 1e-5), (True, 3e-2)])
 def test_rollout_log_probs_equal_training_forward(bf16, tolerance):
     from training.lora import trainable_policy
     from training.rl_finetune import ScoringModule, score_samples
-    from training.rollout import EnvPool, ScoreCache, collect
+    from agent.scoring import CachedScorer
+    from training.rollout import EnvPool, collect
 
     torch.manual_seed(0)
     policy = trainable_policy("tiny-random", rank=4, bf16=bf16, device="cpu")
@@ -89,7 +111,7 @@ def test_rollout_log_probs_equal_training_forward(bf16, tolerance):
             if p.requires_grad:
                 p.normal_(0, 0.5)
     pool = EnvPool("MiniGrid-DoorKey-5x5-v0", [0, 1, 2, 3])
-    cache = ScoreCache(policy, batch_size=3)  # rollout batches differ from the training batch
+    cache = CachedScorer(policy, batch_size=3)  # rollout batches differ from the training batch
     rollout = collect(pool, cache, 10, torch.Generator().manual_seed(0))
     keys = [k for step in rollout.states for k in step]
     assert len({len(k) for k in keys}) > 1  # prompts of different lengths share the batch
@@ -207,7 +229,7 @@ def test_bad_cli_input_is_one_sentence_and_exit_2(tmp_path):
 @pytest.mark.parametrize("argv", [["--env", "DoorKee"], ["--learning-rate", "fast"],
                                   ["--init-adapter", "/nonexistent"], ["--resume", "/nonexistent"]])
 def test_bad_cli_values_exit_2(argv, capsys):
-    from training.cli import parse
+    from agent.cli import parse
     from training.rl_finetune import PPOConfig
 
     with pytest.raises(SystemExit) as stop:

@@ -10,39 +10,61 @@ demonstrations of a behaviour-cloning warm start).
 
 from __future__ import annotations
 
+import csv
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import argparse
-
+from agent.cli import check_out_file, option, parse
 from training.logs import read_metric
+
+METRIC = "eval/success_rate"
+
+
+@dataclass
+class CurvesConfig:
+    runs: list[str] = option(None, "run folders holding metrics.csv", nargs="+", positional=True, metavar="RUN")
+    labels: list[str] | None = option(None, "one label per run (default: folder names)", nargs="+", metavar="LABEL")
+    offset: list[int] | None = option(None, "env steps to add to each run's x values (default: 0 each)", nargs="+",
+                                        metavar="STEPS")
+    title: str = option("", "plot title")
+    out: str | None = option(None, "PNG path (required; missing folders are created)", metavar="PNG")
+
+    def __post_init__(self):
+        for run in self.runs:
+            if not (Path(run) / "metrics.csv").is_file():
+                raise ValueError(f"{run} has no metrics.csv: pass a run folder written by training/.")
+            try:
+                points = read_metric(run, METRIC)
+            except (KeyError, ValueError, csv.Error):  # not the step,key,value CSV that training/ writes
+                raise ValueError(f"{run}/metrics.csv is not a metrics log: pass a run folder written by training/.") from None
+            if not points:
+                raise ValueError(f"{run}/metrics.csv has no {METRIC} rows: pass a run that evaluated at least once.")
+        self.labels = self.labels or [Path(r).name for r in self.runs]
+        self.offset = self.offset or [0] * len(self.runs)
+        if len(self.labels) != len(self.runs) or len(self.offset) != len(self.runs):
+            raise ValueError(f"--labels and --offset need one value per run ({len(self.runs)} here): "
+                             "give that many, or leave the flag out.")
+        if self.out is None:
+            raise ValueError("--out is missing: give --out PNG, the path of the plot to write.")
+        check_out_file(self.out, "--out", make_parents=True)
+        from matplotlib.figure import Figure
+
+        kinds = Figure().canvas.get_supported_filetypes()  # savefig picks the format by suffix
+        if Path(self.out).suffix and Path(self.out).suffix[1:].lower() not in kinds:
+            raise ValueError(f"--out {self.out} has a suffix matplotlib cannot write: end it with .png, .svg or .pdf.")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python training/compare_curves.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", help="run folders holding metrics.csv")
-    parser.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
-    parser.add_argument("--offset", nargs="+", type=int, help="env steps to add to each run's x values")
-    parser.add_argument("--title", default="", help="plot title")
-    parser.add_argument("--out", required=True, help="PNG path")
-    args = parser.parse_args(argv)
-    labels = args.labels or [Path(r).name for r in args.runs]
-    offsets = args.offset or [0] * len(args.runs)
-    if len(labels) != len(args.runs) or len(offsets) != len(args.runs):
-        parser.error("give one --labels and one --offset value per run")
+    args = parse(CurvesConfig, argv, "python training/compare_curves.py", __doc__.split("\n\n")[0])
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for run, label, offset in zip(args.runs, labels, offsets):
-        if not (Path(run) / "metrics.csv").is_file():
-            parser.error(f"{run} has no metrics.csv: pass a run folder written by training/")
-        points = read_metric(run, "eval/success_rate")
+    for run, label, offset in zip(args.runs, args.labels, args.offset):
+        points = read_metric(run, METRIC)
         ax.plot([max(s + offset, 1) for s, _ in points], [v for _, v in points], marker="o", ms=3, label=label)
     ax.set_xscale("log")
     ax.set(xlabel="env steps (log scale)", ylabel="greedy success, 100 held-out seeds", ylim=(-0.02, 1.02),

@@ -1,4 +1,5 @@
-"""A trainable LMPolicy: base LM frozen, LoRA adapter (new or loaded) and value head trainable.
+"""A trainable LMPolicy (base LM frozen; LoRA adapter, new or loaded, and value head trainable),
+and `TrainConfig`, the options of every script that trains one.
 
 >>> policy = trainable_policy("tiny-random", rank=4, device="cpu")
 >>> sum(p.numel() for p in trainable_parameters(policy)) > 0
@@ -8,13 +9,49 @@ True
 from __future__ import annotations
 
 import hashlib
-import os
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from agent.cli import LMConfig, check_out_folder, check_range, option, out_option
 from agent.models import ModelError, load_model
 from agent.policy import VALUE_HEAD_FILE, LMPolicy, load_adapter, load_value_head
+from envs.seeds import MAX_EVAL_SEEDS
+
+SEED_DOC = "seed of the run: LoRA init, action sampling or deviations, batch order"
+LR_DOC = "AdamW learning rate (decays linearly to 0)"
+GRAD_NORM_DOC = "gradient clipping norm"
+
+
+@dataclass
+class TrainConfig(LMConfig):
+    """Options every LoRA training script has; subclasses set their own defaults where they differ."""
+
+    seed: int = option(1, SEED_DOC)
+    out: str | None = out_option(None, "run folder; the adapter goes to OUT/final")
+    learning_rate: float = option(1e-4, LR_DOC)
+    max_grad_norm: float = option(0.5, GRAD_NORM_DOC)
+    lora_rank: int = option(8, "LoRA rank r of a new adapter (a loaded --init-adapter keeps its own)")
+    lora_alpha: int = option(16, "LoRA alpha of a new adapter, scale = alpha / r")
+    target_modules: str = option("all-linear", "LoRA targets: all-linear or a comma list like q_proj,v_proj")
+    bf16: bool | None = option(None, "bf16 autocast; default: on where it is fast (CUDA, CPUs with AVX512-BF16/AMX), "
+                                     "off elsewhere, where emulated bf16 is 10x slower")
+    eval_episodes: int = option(100, "greedy episodes on held-out seeds 0..N-1 (0 = no evaluation)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_range("--lora-rank", self.lora_rank, 1)
+        check_range("--lora-alpha", self.lora_alpha, 1)
+        if not self.learning_rate > 0:
+            raise ValueError(f"--learning-rate must be positive, not {self.learning_rate}; try 1e-4.")
+        if not (self.max_grad_norm > 0 and math.isfinite(self.max_grad_norm)):  # 0 would clip every gradient to nothing
+            raise ValueError(f"--max-grad-norm must be positive, not {self.max_grad_norm}; try 0.5.")
+        if not 0 <= self.eval_episodes <= MAX_EVAL_SEEDS:
+            raise ValueError(f"--eval-episodes must be 0..{MAX_EVAL_SEEDS}, not {self.eval_episodes}.")
+        if self.out is not None:
+            check_out_folder(self.out)
 
 
 def parse_target_modules(text: str) -> str | list[str]:
@@ -72,13 +109,3 @@ def checksum(tensors: dict[str, torch.Tensor]) -> str:
         digest.update(name.encode())
         digest.update(tensors[name].detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
-
-
-def save_adapter(policy: LMPolicy, folder: str | os.PathLike) -> Path:
-    """Write the LoRA adapter (peft format) and `value_head.pt`: loadable by `load_policy`."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    policy.model.save_pretrained(folder)
-    if policy.value_head is not None:
-        torch.save(policy.value_head.state_dict(), folder / VALUE_HEAD_FILE)
-    return folder

@@ -1,4 +1,4 @@
-"""The PPO objective on the phrase distribution, as pure functions of tensors.
+"""PPO as pure functions of tensors: GAE and the loss, shared by the LM PPO and the MLP baseline.
 
 Per sample: clipped policy-gradient term, clipped value loss, entropy bonus and an
 optional exact KL(pi || pi_base) over the 7 actions (the frozen base is the LM without
@@ -63,3 +63,22 @@ def ppo_loss(log_probs: torch.Tensor, values: torch.Tensor, actions: torch.Tenso
         clipfrac = ((ratio - 1).abs() > clip_coef).float().sum() / scale
     return LossTerms(total, pg.sum() / scale, v_loss.sum() / scale, entropy.sum() / scale,
                      kl_base.sum() / scale, approx_kl, clipfrac)
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, next_value: torch.Tensor,
+        gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over T x N; `dones[t]` cuts the bootstrap after step t.
+
+    >>> adv, ret = gae(torch.tensor([[1.0]]), torch.tensor([[0.5]]), torch.tensor([[1.0]]), torch.tensor([9.0]), 0.9, 0.95)
+    >>> adv.item(), ret.item()
+    (0.5, 1.0)
+    """
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(next_value)
+    for t in reversed(range(rewards.shape[0])):
+        following = next_value if t == rewards.shape[0] - 1 else values[t + 1]
+        alive = 1.0 - dones[t]
+        delta = rewards[t] + gamma * following * alive - values[t]
+        running = delta + gamma * lam * alive * running
+        advantages[t] = running
+    return advantages, advantages + values

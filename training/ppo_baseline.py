@@ -3,7 +3,8 @@
     python training/ppo_baseline.py --env MiniGrid-DoorKey-5x5-v0 --total-steps 300000 --out runs/mlp
 
 The reference point for the LM agents: same env, same reward, same held-out evaluation
-seeds (`training.seeds`), same greedy success measure. The input is the 7x7x3 egocentric
+seeds (`envs.seeds`), same greedy success measure (the one episode loop) and the same
+GAE and PPO loss as the LM (`training.ppo`). The input is the 7x7x3 egocentric
 encoding (object, colour, state indices, one-hot) plus the direction, as in the classic
 MiniGrid baselines; the network has no idea what the words mean, so it must learn
 everything from reward.
@@ -11,33 +12,30 @@ everything from reward.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 from torch import nn
 
 import envs
-from training import seeds as seed_policy
-from training.cli import option, parse
+from agent.cli import CommonConfig, check_range, option, out_option, parse, set_threads
+from agent.episodes import Decision
+from envs import seeds as seed_policy
+from training import ppo
+from training.evaluate import evaluate
 from training.logs import MetricLog, plot_learning_curve
-
-OBJECTS, COLORS, STATES = 11, 6, 3
 
 
 @dataclass
-class BaselineConfig:
-    env: str = option("MiniGrid-DoorKey-5x5-v0", "Gymnasium id or short family name")
-    out: str = option("runs/ppo-baseline", "run folder: metrics.csv, tensorboard/, summary.json, learning_curve.png")
+class BaselineConfig(CommonConfig):
     seed: int = option(1, "seed of network init, sampling and minibatch order")
+    out: str = out_option("runs/ppo-baseline", "run folder: metrics.csv, tensorboard/, summary.json, learning_curve.png")
     total_steps: int = option(300_000, "env steps over all envs")
     num_envs: int = option(16, "envs stepped in lockstep")
     num_steps: int = option(128, "steps per env per rollout")
@@ -54,17 +52,20 @@ class BaselineConfig:
     eval_episodes: int = option(100, "held-out evaluation seeds (0..N-1)")
 
     def __post_init__(self):
+        super().__post_init__()
         for name in ("total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "eval_every", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}.")
+        check_range("--eval-episodes", self.eval_episodes, 1, seed_policy.MAX_EVAL_SEEDS)
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise ValueError("--num-envs x --num-steps must divide by --num-minibatches; change one of them.")
 
 
-def encode(obs) -> np.ndarray:
-    """One-hot object/colour/state per cell, plus the direction: a flat float vector."""
+def symbolic_features(obs) -> np.ndarray:
+    """One-hot object/colour/state per cell (minigrid's own tables), plus the direction."""
     image = obs["image"].reshape(-1, 3).astype(np.int64)
-    parts = [np.eye(OBJECTS)[image[:, 0]], np.eye(COLORS)[image[:, 1]], np.eye(STATES)[np.minimum(image[:, 2], 2)]]
+    parts = [np.eye(len(OBJECT_TO_IDX))[image[:, 0]], np.eye(len(COLOR_TO_IDX))[image[:, 1]],
+             np.eye(len(STATE_TO_IDX))[np.minimum(image[:, 2], len(STATE_TO_IDX) - 1)]]
     return np.concatenate([np.concatenate(parts, 1).ravel(), np.eye(4)[obs["direction"]]]).astype(np.float32)
 
 
@@ -80,54 +81,55 @@ class Agent(nn.Module):
         return self.pi(h), self.v(h).squeeze(-1)
 
 
-def evaluate(agent: Agent, env_id: str, episodes: int) -> float:
-    """Greedy success rate on the held-out seeds 0..episodes-1."""
-    wins = 0
-    for seed in seed_policy.eval_seeds(episodes):
-        env = envs.make(env_id)
-        obs, _ = env.reset(seed=seed)
-        while True:
-            with torch.no_grad():
-                logits, _ = agent(torch.from_numpy(encode(obs))[None])
-            obs, reward, terminated, truncated, _ = env.step(int(logits.argmax()))
-            if terminated or truncated:
-                wins += reward > 0
-                break
-    return wins / episodes
+class GreedyMLP:
+    """The network as an `agent.episodes` agent, so evaluation runs the one episode loop."""
+
+    name = "mlp"
+
+    def __init__(self, net: Agent):
+        self.net = net
+
+    def decide(self, observations, texts, env_list) -> list[Decision]:
+        with torch.no_grad():
+            logits, _ = self.net(torch.from_numpy(np.stack([symbolic_features(o) for o in observations])))
+        return [Decision(int(a)) for a in logits.argmax(-1)]
 
 
 def train(cfg: BaselineConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     env_id = envs.resolve_env_id(cfg.env)
     env_list = [envs.make(env_id) for _ in range(cfg.num_envs)]
     episode_count = [0] * cfg.num_envs
-    obs = [env.reset(seed=seed_policy.train_seed(i, 0, stream=2))[0] for i, env in enumerate(env_list)]
-    agent = Agent(len(encode(obs[0])))
+    stream = seed_policy.BASELINE_STREAM
+    obs = [env.reset(seed=seed_policy.train_seed(i, 0, stream))[0] for i, env in enumerate(env_list)]
+    agent = Agent(len(symbolic_features(obs[0])))
     optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
     batch = cfg.num_envs * cfg.num_steps
     updates = -(-cfg.total_steps // batch)
     log = MetricLog(out)
     rows, began, step, next_eval = [], time.time(), 0, 0
+    seeds = seed_policy.eval_seeds(cfg.eval_episodes)
 
     def record_eval():
-        rows.append({"step": step, "success_rate": evaluate(agent, env_id, cfg.eval_episodes),
-                     "seconds": round(time.time() - began, 1)})
+        result = evaluate(GreedyMLP(agent), env_id, seeds)
+        rows.append({"step": step, "success_rate": result.success_rate, "seconds": round(time.time() - began, 1)})
         log.write(step, {"eval/success_rate": rows[-1]["success_rate"], "charts/SPS": step / max(rows[-1]["seconds"], 1e-9)})
         print(f"step {step}: greedy success {rows[-1]['success_rate']:.2f} on {cfg.eval_episodes} held-out seeds", flush=True)
 
     for update in range(updates):
         optimizer.param_groups[0]["lr"] = cfg.learning_rate * (1 - update / updates)
-        x = np.zeros((cfg.num_steps, cfg.num_envs, len(encode(obs[0]))), np.float32)
+        x = np.zeros((cfg.num_steps, cfg.num_envs, len(symbolic_features(obs[0]))), np.float32)
         actions, logps, values = (np.zeros((cfg.num_steps, cfg.num_envs), t) for t in (np.int64, np.float32, np.float32))
         rewards, dones = np.zeros((cfg.num_steps, cfg.num_envs), np.float32), np.zeros((cfg.num_steps, cfg.num_envs), np.float32)
         for t in range(cfg.num_steps):
             if step >= next_eval:
                 record_eval()
                 next_eval += cfg.eval_every
-            x[t] = np.stack([encode(o) for o in obs])
+            x[t] = np.stack([symbolic_features(o) for o in obs])
             with torch.no_grad():
                 logits, value = agent(torch.from_numpy(x[t]))
                 dist = torch.distributions.Categorical(logits=logits)
@@ -138,30 +140,23 @@ def train(cfg: BaselineConfig) -> dict:
                 rewards[t, i], dones[t, i] = reward, terminated or truncated
                 if terminated or truncated:
                     episode_count[i] += 1
-                    obs[i], _ = env.reset(seed=seed_policy.train_seed(i, episode_count[i], stream=2))
+                    obs[i], _ = env.reset(seed=seed_policy.train_seed(i, episode_count[i], stream))
             step += cfg.num_envs
         with torch.no_grad():
-            _, last_value = agent(torch.from_numpy(np.stack([encode(o) for o in obs])))
-        advantages, last = np.zeros_like(rewards), 0.0
-        for t in reversed(range(cfg.num_steps)):
-            next_value = last_value.numpy() if t == cfg.num_steps - 1 else values[t + 1]
-            delta = rewards[t] + cfg.gamma * next_value * (1 - dones[t]) - values[t]
-            last = delta + cfg.gamma * cfg.gae_lambda * (1 - dones[t]) * last
-            advantages[t] = last
-        returns = advantages + values
-        flat = lambda a: torch.from_numpy(a.reshape(batch, *a.shape[2:]))  # noqa: E731
-        bx, ba, blp, badv, bret = flat(x), flat(actions), flat(logps), flat(advantages), flat(returns)
+            _, last_value = agent(torch.from_numpy(np.stack([symbolic_features(o) for o in obs])))
+        advantages, returns = ppo.gae(torch.from_numpy(rewards), torch.from_numpy(values), torch.from_numpy(dones),
+                                      last_value, cfg.gamma, cfg.gae_lambda)
+        flat = lambda a: torch.as_tensor(a).reshape(batch, *a.shape[2:])  # noqa: E731
+        bx, ba, blp, bv, badv, bret = flat(x), flat(actions), flat(logps), flat(values), flat(advantages), flat(returns)
         for _ in range(cfg.update_epochs):
             order = rng.permutation(batch)
             for mb in np.split(order, cfg.num_minibatches):
                 logits, value = agent(bx[mb])
-                dist = torch.distributions.Categorical(logits=logits)
-                ratio = (dist.log_prob(ba[mb]) - blp[mb]).exp()
                 adv = (badv[mb] - badv[mb].mean()) / (badv[mb].std() + 1e-8)
-                policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
-                loss = policy_loss + cfg.vf_coef * ((value - bret[mb]) ** 2).mean() - cfg.ent_coef * dist.entropy().mean()
+                terms = ppo.ppo_loss(torch.log_softmax(logits, -1), value, ba[mb], blp[mb], bv[mb], adv, bret[mb],
+                                     cfg.clip_coef, None, cfg.vf_coef, cfg.ent_coef)
                 optimizer.zero_grad()
-                loss.backward()
+                terms.total.backward()
                 nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
                 optimizer.step()
     record_eval()

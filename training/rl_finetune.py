@@ -2,52 +2,55 @@
 
     python training/rl_finetune.py --env MiniGrid-DoorKey-5x5-v0 --model smollm2-135m \\
         --num-envs 8 --total-steps 20000 --init-adapter runs/sft/final --out runs/NAME
-    accelerate launch --cpu --num_processes 2 training/rl_finetune.py ...   # data parallel
+    accelerate launch --multi_gpu --num_processes 2 training/rl_finetune.py ...   # data parallel
 
 The policy is pi(a | s) = softmax over the 7 action phrases' log-likelihoods
 (`LMPolicy.score_ids`); a linear value head reads the last state token's hidden state.
 Only the LoRA adapter and the value head train; the base weights stay frozen. Speed on
-CPU comes from scoring each distinct state once: rollouts cache scores per state for the
-current policy version, and the update runs the forward pass on a minibatch's distinct
-states and gathers rows back to samples (same loss, same gradients). See docs/TRAINING.md.
+CPU comes from scoring each distinct state once: rollouts go through `CachedScorer`
+(scores per state for the current weights), and the update runs the forward pass on a
+minibatch's distinct states and gathers rows back to samples (`score_samples`; same loss,
+same gradients). `train` reads top to bottom: set up, then per update collect, update,
+log, evaluate, checkpoint. See docs/TRAINING.md.
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 import json
 import random
 import resource
+import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-import envs
-from training import seeds as seed_policy
-from training.cli import check_out_folder, fail, option, parse
+from agent.cli import check_out_folder, check_range, fail, option, parse, switch
+from agent.models import ModelError
+from agent.policy import save_adapter
+from agent.scoring import CachedScorer
+from envs.seeds import eval_seeds
+from training import checkpoint
+from training import lora
+from training import ppo
+from training.evaluate import EvalResult, evaluate, greedy_agent
+from training.logs import MetricLog, plot_learning_curve
+from training.rollout import EnvPool, Rollout, collect
 
 
 @dataclass
-class PPOConfig:
-    env: str = option("MiniGrid-DoorKey-5x5-v0", "Gymnasium id or short family name")
-    model: str = option("smollm2-135m", "base model: smollm2-135m, tiny-random or a Hugging Face folder")
-    out: str | None = option(None, "run folder (default runs/{env}__ppo__{seed}__{time}); the adapter goes to OUT/final")
+class PPOConfig(lora.TrainConfig):
+    out: str | None = option(None, "run folder (default runs/{env}__ppo__{seed}__{time}); the adapter goes to OUT/final",
+                             metavar="FOLDER")
     init_adapter: str | None = option(None, "start from this LoRA adapter folder (e.g. runs/sft/final from training/sft.py)")
     resume: str | None = option(None, "continue the run in this folder from its newest valid checkpoint (its saved config is used)")
-    seed: int = option(1, "seed of LoRA init, action sampling and minibatch order")
     total_steps: int = option(20000, "env steps over all envs and processes")
     num_envs: int = option(8, "envs per process, stepped in lockstep")
     num_steps: int = option(32, "steps per env per rollout (batch = num_envs * num_steps per process)")
-    learning_rate: float = option(1e-4, "AdamW learning rate")
     anneal_lr: bool = option(True, "decay the learning rate linearly to 0 over the run")
     gamma: float = option(0.99, "discount factor")
     gae_lambda: float = option(0.95, "GAE lambda")
@@ -60,56 +63,37 @@ class PPOConfig:
     vf_coef: float = option(0.5, "value loss weight")
     ent_coef: float = option(0.0, "entropy bonus weight (0 keeps a behaviour-cloned policy peaked; try 0.01 from scratch)")
     kl_coef: float = option(0.0, "weight of KL(pi || frozen base LM) per state (0 = off; costs one cached base pass per new state)")
-    max_grad_norm: float = option(0.5, "gradient clipping norm")
-    lora_rank: int = option(8, "LoRA rank r (ignored with --init-adapter)")
-    lora_alpha: int = option(16, "LoRA alpha (ignored with --init-adapter)")
-    target_modules: str = option("all-linear", "LoRA targets: all-linear or a comma list like q_proj,v_proj")
-    bf16: bool = option(True, "bf16 autocast (faster on CPUs with AVX512-BF16 and on GPUs)")
-    shield: bool = option(False, "block sampled actions that step into lava and execute the most probable safe one (rollouts and eval)")
-    eval_every: int = option(5, "greedy evaluation on held-out seeds every N updates (0 = only at the end)")
-    eval_episodes: int = option(100, "held-out eval seeds 0..N-1 (0 = no evaluation)")
+    shield: bool = switch("block sampled actions that step into lava and execute the most probable safe one (rollouts and eval)")
+    eval_every: int = option(1024, "env steps between greedy evaluations on held-out seeds, taken at the next update "
+                                   "boundary (0 = only at the end)")
     checkpoint_every: int = option(5, "checkpoint every N updates (0 = only at the end)")
     keep_checkpoints: int = option(3, "checkpoints kept on disk")
     stop_after_updates: int = option(0, "stop cleanly once this many updates are done (0 = run to the end; continue with --resume)")
-    threads: int = option(0, "torch CPU threads per process (0 = all cores / processes)")
     progress: bool = option(True, "show a tqdm progress bar")
     tensorboard: bool = option(True, "write TensorBoard logs to OUT/tensorboard")
 
     def __post_init__(self):
-        positive = ("total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
-                    "max_states_per_forward", "lora_rank", "lora_alpha", "keep_checkpoints")
-        for name in positive:
+        super().__post_init__()
+        for name in ("total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
+                     "max_states_per_forward", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}.")
-        for name in ("eval_every", "eval_episodes", "checkpoint_every", "stop_after_updates", "threads"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be 0 or more, not {getattr(self, name)}.")
+        for name in ("eval_every", "checkpoint_every", "stop_after_updates"):
+            check_range(f"--{name.replace('_', '-')}", getattr(self, name), 0)
         if self.num_minibatches > self.num_envs * self.num_steps:
             raise ValueError(f"--num-minibatches {self.num_minibatches} exceeds the batch of {self.num_envs * self.num_steps} samples: lower it.")
         if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ValueError("--gamma must be in (0, 1] and --gae-lambda in [0, 1]; try 0.99 and 0.95.")
-        if not self.learning_rate > 0:
-            raise ValueError(f"--learning-rate must be positive, not {self.learning_rate}; try 1e-4.")
         for name in ("clip_coef", "vf_clip", "vf_coef", "ent_coef", "kl_coef"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must not be negative.")
-        if not self.max_grad_norm > 0:  # 0 would clip every gradient to nothing
-            raise ValueError(f"--max-grad-norm must be positive, not {self.max_grad_norm}; try 0.5.")
-        if not 0 <= self.seed < 2**31:
-            raise ValueError(f"--seed {self.seed} is out of range: give a seed from 0 to 2147483647.")
-        if self.eval_episodes > seed_policy.MAX_EVAL_SEEDS:
-            raise ValueError(f"--eval-episodes must be at most {seed_policy.MAX_EVAL_SEEDS}.")
         if self.init_adapter and not (Path(self.init_adapter) / "adapter_config.json").is_file():
             raise ValueError(f"--init-adapter {self.init_adapter} holds no adapter_config.json: pass a folder written by training/sft.py (OUT/final).")
         if self.resume and not (Path(self.resume) / "checkpoints").is_dir() and not Path(self.resume).name.startswith("update_"):
             raise ValueError(f"--resume {self.resume} has no checkpoints/ folder: pass the --out folder of an earlier run.")
-        try:
-            self.env = envs.resolve_env_id(self.env)
-        except envs.UnknownEnvError as err:
-            raise ValueError(str(err)) from None
         if self.out is None:
             self.out = self.resume or f"runs/{self.env}__ppo__{self.seed}__{int(time.time())}"
-        check_out_folder(self.out)
+            check_out_folder(self.out)
         if not self.resume and (Path(self.out) / "checkpoints").is_dir():  # a new run would mix its checkpoints in
             raise ValueError(f"--out {self.out} already holds a run: continue it with --resume {self.out}, or give a new --out.")
 
@@ -128,22 +112,59 @@ class ScoringModule(nn.Module):
 
 def score_samples(module, keys: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample log-probs and values from one forward pass over the distinct states."""
-    from training.ppo import unique_states
-
-    states, rows = unique_states(keys)
+    states, rows = ppo.unique_states(keys)
     log_probs, values = module(states)
     return log_probs[rows], values[rows]
 
 
+@dataclass
+class Counters:
+    """What a checkpoint must restore besides weights, optimizer and RNGs."""
+
+    update: int = 0
+    global_step: int = 0
+    episodes: int = 0
+    skipped_updates: int = 0
+    best_eval: float = -1.0
+    shield_blocks: int = 0
+    hazard_deaths: int = 0
+
+
+@dataclass
+class Run:
+    """Everything the loop touches, built once by `setup`."""
+
+    config: PPOConfig
+    accelerator: object
+    policy: object
+    module: nn.Module
+    params: list
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    sampler: torch.Generator  # actions and minibatch order
+    pool: EnvPool
+    scorer: CachedScorer
+    counters: Counters
+    log: MetricLog | None  # main process only
+    num_updates: int
+    initial_checksum: str
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes
+
+
 def resolve_resume(config: PPOConfig) -> tuple[PPOConfig, Path | None, dict | None]:
     """With --resume, load the newest valid checkpoint and continue with its saved config."""
-    from training.checkpoint import CheckpointError, load_latest
-
     if not config.resume:
         return config, None, None
     try:
-        folder, files = load_latest(config.resume)
-    except CheckpointError as err:
+        folder, files = checkpoint.load_latest(config.resume)
+    except checkpoint.CheckpointError as err:
         fail(f"cannot resume: {err}; start a fresh run without --resume.")
     saved = dict(files["state.pt"]["config"])
     # Only these may change on resume; everything that shapes the training stays as saved.
@@ -153,34 +174,14 @@ def resolve_resume(config: PPOConfig) -> tuple[PPOConfig, Path | None, dict | No
     return PPOConfig(**saved), folder, files
 
 
-def base_log_probs(policy, keys, cache: dict, batch_size: int) -> torch.Tensor:
-    """Log-probs of the frozen base LM (adapter off), cached forever: the base never changes."""
-    todo = list(dict.fromkeys(k for k in keys if k not in cache))
-    with torch.no_grad(), policy.adapter_disabled():
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
-            rows = policy.score_ids([list(k) for k in chunk]).log_probs.float().cpu()
-            cache.update(zip(chunk, rows))
-    return torch.stack([cache[k] for k in keys])
-
-
-def train(config: PPOConfig) -> dict:
+# ----- set-up ------------------------------------------------------------------------------
+def setup(config: PPOConfig, resume_files: dict | None) -> Run:
     from accelerate import Accelerator
-    from accelerate.utils import gather_object
-    from tqdm import tqdm
 
-    from training import checkpoint
-    from training.evaluate import evaluate
-    from training.logs import MetricLog, plot_learning_curve
-    from training.lora import checksum, save_adapter, trainable_parameters, trainable_policy, trainable_state
-    from training.ppo import ppo_loss, unique_states
-    from training.rollout import EnvPool, ScoreCache, collect, gae
-
-    config, resume_folder, resume_files = resolve_resume(config)
     # cpu=True lets several CPU processes (torchrun / accelerate launch --multi_gpu) form a gloo group.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
-    torch.set_num_threads(config.threads or max(1, (torch.get_num_threads() if world == 1 else torch.get_num_threads() // world)))
+    accelerator = Accelerator(cpu=not torch.cuda.is_available() or config.device == "cpu")
+    rank, world = accelerator.process_index, accelerator.num_processes
+    torch.set_num_threads(config.threads or max(1, torch.get_num_threads() // world))
     batch = config.num_envs * config.num_steps
     num_updates = config.total_steps // (batch * world)
     if num_updates < 1:
@@ -190,18 +191,15 @@ def train(config: PPOConfig) -> dict:
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    policy = trainable_policy(config.model, config.init_adapter, config.lora_rank, config.lora_alpha,
-                              config.target_modules, value_head=True, bf16=config.bf16, device=accelerator.device)
-    params = trainable_parameters(policy)
+    policy = lora.trainable_policy(config.model, config.init_adapter, config.lora_rank, config.lora_alpha,
+                                   config.target_modules, value_head=True, bf16=config.bf16, device=accelerator.device)
+    params = lora.trainable_parameters(policy)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, eps=1e-5)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda u: max(0.0, 1.0 - u / num_updates) if config.anneal_lr else 1.0)
-    sampler = torch.Generator().manual_seed(config.seed * 7919 + rank)  # actions and minibatch order
+    sampler = torch.Generator().manual_seed(config.seed * 7919 + rank)
     pool = EnvPool(config.env, [rank * config.num_envs + i for i in range(config.num_envs)])
-    counters = {"update": 0, "global_step": 0, "episodes": 0, "skipped_updates": 0, "best_eval": -1.0,
-                "shield_blocks": 0, "hazard_deaths": 0}
-
-    out = Path(config.out)
+    counters = Counters()
     if resume_files is not None:
         named = dict(policy.named_parameters())
         with torch.no_grad():
@@ -209,180 +207,210 @@ def train(config: PPOConfig) -> dict:
                 named[name].copy_(value)
         optimizer.load_state_dict(resume_files["optimizer.pt"])
         scheduler.load_state_dict(resume_files["scheduler.pt"])
-        counters.update(resume_files["state.pt"]["counters"])
+        counters = Counters(**resume_files["state.pt"]["counters"])
         mine = resume_files[f"rank{rank}.pt"]
         random.setstate(mine["python"])
         np.random.set_state(mine["numpy"])
         torch.set_rng_state(mine["torch"])
         sampler.set_state(mine["sampler"])
         pool.restore(mine["envs"])
-        if main:
-            print(f"resumed from {resume_folder} at update {counters['update']}", flush=True)
 
-    initial_checksum = checksum(trainable_state(policy))
+    initial_checksum = lora.checksum(lora.trainable_state(policy))
     module = accelerator.prepare(ScoringModule(policy))  # DDP when several processes
-    cache = ScoreCache(policy, config.max_states_per_forward)
-    base_cache: dict = {}
-    log = MetricLog(out, tensorboard=config.tensorboard, append=resume_files is not None) if main else None
-    if main:
+    out = Path(config.out)
+    log = None
+    if accelerator.is_main_process:
+        log = MetricLog(out, tensorboard=config.tensorboard, append=resume_files is not None)
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    return Run(config, accelerator, policy, module, params, optimizer, scheduler, sampler, pool,
+               CachedScorer(policy, config.max_states_per_forward), counters, log, num_updates, initial_checksum)
 
-    def save_checkpoint():
-        rank_state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-                      "sampler": sampler.get_state(), "envs": pool.state()}
-        every_rank = gather_object([rank_state]) if world > 1 else [rank_state]
-        if main:
-            objects = {"trainable.pt": trainable_state(policy), "optimizer.pt": optimizer.state_dict(),
-                       "scheduler.pt": scheduler.state_dict(),
-                       "state.pt": {"counters": dict(counters), "config": asdict(config)}}
-            objects.update({f"rank{r}.pt": s for r, s in enumerate(every_rank)})
-            checkpoint.save(out, counters["update"], objects, keep=config.keep_checkpoints)
-        accelerator.wait_for_everyone()
 
-    def run_eval():
-        result = evaluate(policy, config.env, seed_policy.eval_seeds(config.eval_episodes), config.max_states_per_forward,
-                          use_shield=config.shield)
-        log.write(counters["global_step"], {"eval/success_rate": result.success_rate, "eval/mean_length": result.mean_length})
-        if result.success_rate >= counters["best_eval"]:
-            counters["best_eval"] = result.success_rate
-            save_adapter(policy, out / "best")
-        return result
-
-    progress = tqdm(total=num_updates, initial=counters["update"], disable=not (main and config.progress),
-                    desc="updates", dynamic_ncols=True)
-    started, steps_at_start = time.perf_counter(), counters["global_step"]
-    recent: list = []  # finished training episodes since the last log line
-    last_eval = None
-    while counters["update"] < num_updates:
-        if config.stop_after_updates and counters["update"] >= config.stop_after_updates:
-            break
-        rollout_began = time.perf_counter()
-        rollout = collect(pool, cache, config.num_steps, sampler, use_shield=config.shield)
-        rollout_seconds = time.perf_counter() - rollout_began
-        advantages, returns = gae(rollout.rewards, rollout.values, rollout.dones, rollout.next_value,
+# ----- update ------------------------------------------------------------------------------
+def ppo_update(run: Run, rollout: Rollout) -> dict[str, float]:
+    """GAE, then `update_epochs` passes of minibatch PPO steps; returns the mean loss terms."""
+    config, accelerator = run.config, run.accelerator
+    advantages, returns = ppo.gae(rollout.rewards, rollout.values, rollout.dones, rollout.next_value,
                                   config.gamma, config.gae_lambda)
-        keys = [k for step in rollout.states for k in step]
-        flat = {"actions": rollout.actions.flatten(), "log_probs": rollout.log_probs.flatten(),
-                "values": rollout.values.flatten(), "advantages": advantages.flatten(), "returns": returns.flatten()}
-        base = base_log_probs(policy, keys, base_cache, config.max_states_per_forward) if config.kl_coef > 0 else None
+    keys = [k for step in rollout.states for k in step]
+    flat = {"actions": rollout.actions.flatten(), "log_probs": rollout.log_probs.flatten(),
+            "values": rollout.values.flatten(), "advantages": advantages.flatten(), "returns": returns.flatten()}
+    base = run.scorer.base_log_probs(keys) if config.kl_coef > 0 else None
+    batch = len(keys)
+    mb_size = -(-batch // config.num_minibatches)
+    stats: dict[str, float] = {"states_forwarded": 0.0}
+    steps = 0
+    for _ in range(config.update_epochs):
+        order = torch.randperm(batch, generator=run.sampler)
+        for start in range(0, batch, mb_size):
+            idx = order[start:start + mb_size]
+            mb = {k: v[idx] for k, v in flat.items()}
+            if config.norm_adv and len(idx) > 1:
+                mb["advantages"] = (mb["advantages"] - mb["advantages"].mean()) / (mb["advantages"].std() + 1e-8)
+            mb_keys = [keys[i] for i in idx]
+            states, rows = ppo.unique_states(mb_keys)
+            stats["states_forwarded"] += len(states)
+            run.optimizer.zero_grad(set_to_none=True)
+            finite = True
+            firsts = list(range(0, len(states), config.max_states_per_forward))
+            for c, first in enumerate(firsts):
+                part = ((rows >= first) & (rows < first + config.max_states_per_forward)).nonzero().squeeze(1)
+                sync = c == len(firsts) - 1  # all-reduce gradients once per minibatch
+                with (contextlib.nullcontext() if sync else accelerator.no_sync(run.module)):
+                    log_probs, values = score_samples(run.module, [mb_keys[i] for i in part])
+                    terms = ppo.ppo_loss(log_probs, values.float(), mb["actions"][part], mb["log_probs"][part],
+                                         mb["values"][part], mb["advantages"][part], mb["returns"][part],
+                                         config.clip_coef, config.vf_clip, config.vf_coef, config.ent_coef,
+                                         config.kl_coef, base[idx][part] if base is not None else None, scale=len(idx))
+                    finite &= bool(torch.isfinite(terms.total))
+                    accelerator.backward(terms.total)
+                for name in ("policy", "value", "entropy", "kl_base", "approx_kl", "clipfrac"):
+                    stats[name] = stats.get(name, 0.0) + float(getattr(terms, name).detach())
+            steps += 1
+            bad = torch.tensor([0.0 if finite else 1.0], device=accelerator.device)
+            bad = accelerator.reduce(bad, "sum") if run.world > 1 else bad
+            grad_norm = torch.nn.utils.clip_grad_norm_(run.params, config.max_grad_norm)
+            if bad.item() > 0 or not torch.isfinite(grad_norm):
+                run.counters.skipped_updates += 1
+                run.optimizer.zero_grad(set_to_none=True)
+                if run.main:
+                    print(f"warning: non-finite loss or gradient at update {run.counters.update + 1}; optimizer step "
+                          f"skipped (total skipped: {run.counters.skipped_updates})", file=sys.stderr, flush=True)
+                continue
+            run.optimizer.step()
+    run.scheduler.step()
+    return {k: (v if k == "states_forwarded" else v / steps) for k, v in stats.items()}
 
-        update_began = time.perf_counter()
-        stats: dict[str, float] = {}
-        forwarded = 0
-        mb_size = -(-batch // config.num_minibatches)
-        for _ in range(config.update_epochs):
-            order = torch.randperm(batch, generator=sampler)
-            for start in range(0, batch, mb_size):
-                idx = order[start:start + mb_size]
-                mb = {k: v[idx] for k, v in flat.items()}
-                if config.norm_adv and len(idx) > 1:
-                    mb["advantages"] = (mb["advantages"] - mb["advantages"].mean()) / (mb["advantages"].std() + 1e-8)
-                states, rows = unique_states([keys[i] for i in idx])
-                forwarded += len(states)
-                optimizer.zero_grad(set_to_none=True)
-                chunks = list(range(0, len(states), config.max_states_per_forward))
-                finite = True
-                for c, first in enumerate(chunks):
-                    in_chunk = (rows >= first) & (rows < first + config.max_states_per_forward)
-                    sync = c == len(chunks) - 1  # all-reduce gradients once per minibatch
-                    with (contextlib.nullcontext() if sync else accelerator.no_sync(module)):
-                        log_probs, values = module(states[first:first + config.max_states_per_forward])
-                        local = rows[in_chunk] - first
-                        terms = ppo_loss(log_probs[local], values[local].float(), mb["actions"][in_chunk],
-                                         mb["log_probs"][in_chunk], mb["values"][in_chunk], mb["advantages"][in_chunk],
-                                         mb["returns"][in_chunk], config.clip_coef, config.vf_clip, config.vf_coef,
-                                         config.ent_coef, config.kl_coef,
-                                         base[idx][in_chunk] if base is not None else None, scale=len(idx))
-                        finite &= bool(torch.isfinite(terms.total))
-                        accelerator.backward(terms.total)
-                    for name in ("policy", "value", "entropy", "kl_base", "approx_kl", "clipfrac"):
-                        stats[name] = stats.get(name, 0.0) + float(getattr(terms, name).detach())
-                bad = torch.tensor([0.0 if finite else 1.0], device=accelerator.device)
-                bad = accelerator.reduce(bad, "sum") if world > 1 else bad
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-                if bad.item() > 0 or not torch.isfinite(grad_norm):
-                    counters["skipped_updates"] += 1
-                    optimizer.zero_grad(set_to_none=True)
-                    if main:
-                        print(f"warning: non-finite loss or gradient at update {counters['update'] + 1}; "
-                              f"optimizer step skipped (total skipped: {counters['skipped_updates']})", file=sys.stderr, flush=True)
-                    continue
-                optimizer.step()
-        scheduler.step()
-        cache.clear()  # scores belong to the policy version that collected them
-        update_seconds = time.perf_counter() - update_began
-        counters["update"] += 1
-        counters["global_step"] += batch * world
-        n_minibatches = config.update_epochs * -(-batch // mb_size)
 
-        finished = gather_object(rollout.finished) if world > 1 else rollout.finished
-        shield_blocks = sum(gather_object([rollout.shield_blocks])) if world > 1 else rollout.shield_blocks
-        hazard_deaths = sum(e.died for e in finished)
-        counters["shield_blocks"] += shield_blocks
-        counters["hazard_deaths"] += hazard_deaths
-        counters["episodes"] += len(finished)
-        recent.extend(finished)
-        if main:
-            sps = (counters["global_step"] - steps_at_start) / (time.perf_counter() - started)
-            metrics = {f"losses/{k}": v / n_minibatches for k, v in stats.items()}
-            metrics.update({"charts/SPS": sps, "charts/learning_rate": optimizer.param_groups[0]["lr"],
-                            "charts/distinct_states_scored": rollout.scored_states,
-                            "charts/states_forwarded_in_update": forwarded, "charts/rollout_seconds": rollout_seconds,
-                            "charts/update_seconds": update_seconds, "charts/env_errors": pool.errors,
-                            "charts/shield_blocks": shield_blocks, "charts/hazard_deaths": hazard_deaths,
-                            "losses/skipped_updates": counters["skipped_updates"],
-                            "charts/peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20})
-            if recent:
-                metrics["charts/episodic_return"] = sum(e.episode_return for e in recent) / len(recent)
-                metrics["charts/episodic_length"] = sum(e.length for e in recent) / len(recent)
-                metrics["charts/success_rate"] = sum(e.success for e in recent) / len(recent)
-                recent = []
-            log.write(counters["global_step"], metrics)
-            progress.update(1)
-            progress.set_postfix(sps=f"{sps:.1f}", success=f"{metrics.get('charts/success_rate', float('nan')):.2f}",
-                                 states=rollout.scored_states)
-            if not config.progress:
-                print(json.dumps({"update": counters["update"], "step": counters["global_step"],
-                                  **{k: round(v, 4) for k, v in metrics.items()}}), flush=True)
-        is_last = counters["update"] == num_updates
-        if main and config.eval_episodes and (is_last or (config.eval_every and counters["update"] % config.eval_every == 0)):
-            last_eval = run_eval()
-            print(f"update {counters['update']}: greedy success {last_eval.success_rate:.2f} on "
-                  f"{last_eval.episodes} held-out seeds ({last_eval.seconds:.0f} s)", flush=True)
-        accelerator.wait_for_everyone()
-        stopping = config.stop_after_updates and counters["update"] >= config.stop_after_updates
-        if is_last or stopping or (config.checkpoint_every and counters["update"] % config.checkpoint_every == 0):
-            save_checkpoint()
-    progress.close()
+# ----- logging, evaluation, checkpoints ---------------------------------------------------
+def log_update(run: Run, rollout: Rollout, stats: dict, seconds: dict, started: float, steps_at_start: int,
+               progress) -> None:
+    """Count the finished episodes on every rank; the main process writes metrics and the bar."""
+    from accelerate.utils import gather_object
 
-    summary = {"env": config.env, "updates": counters["update"], "env_steps": counters["global_step"],
-               "episodes": counters["episodes"], "skipped_updates": counters["skipped_updates"],
-               "shield_blocks": counters["shield_blocks"], "hazard_deaths": counters["hazard_deaths"],
-               "seconds": time.perf_counter() - started, "processes": world}
+    finished = gather_object(rollout.finished) if run.world > 1 else rollout.finished
+    shield_blocks = sum(gather_object([rollout.shield_blocks])) if run.world > 1 else rollout.shield_blocks
+    c = run.counters
+    c.shield_blocks += shield_blocks
+    c.hazard_deaths += sum(e.died for e in finished)
+    c.episodes += len(finished)
+    if not run.main:
+        return
+    sps = (c.global_step - steps_at_start) / (time.perf_counter() - started)
+    metrics = {f"losses/{k}": v for k, v in stats.items() if k != "states_forwarded"}
+    metrics.update({"charts/SPS": sps, "charts/learning_rate": run.optimizer.param_groups[0]["lr"],
+                    "charts/distinct_states_scored": rollout.scored_states,
+                    "charts/states_forwarded_in_update": stats["states_forwarded"],
+                    "charts/rollout_seconds": seconds["rollout"], "charts/update_seconds": seconds["update"],
+                    "charts/env_errors": run.pool.errors, "charts/shield_blocks": shield_blocks,
+                    "charts/hazard_deaths": sum(e.died for e in finished),
+                    "losses/skipped_updates": c.skipped_updates,
+                    "charts/peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20})
+    if finished:  # sampled actions, as the rollout played them
+        metrics["charts/episodic_return"] = sum(e.episode_return for e in finished) / len(finished)
+        metrics["charts/episodic_length"] = sum(e.length for e in finished) / len(finished)
+        metrics["charts/success_rate"] = sum(e.success for e in finished) / len(finished)
+    run.log.write(c.global_step, metrics)
+    progress.update(1)
+    progress.set_postfix(sps=f"{sps:.1f}", sampled_success=f"{metrics.get('charts/success_rate', float('nan')):.2f}",
+                         states=rollout.scored_states)
+    if not run.config.progress:
+        print(json.dumps({"update": c.update, "step": c.global_step, **{k: round(v, 4) for k, v in metrics.items()}}),
+              flush=True)
+
+
+def run_eval(run: Run) -> EvalResult:
+    """Greedy success on the held-out seeds; the best adapter so far goes to OUT/best."""
+    config = run.config
+    result = evaluate(greedy_agent(run.policy, config.max_states_per_forward), config.env,
+                      eval_seeds(config.eval_episodes), use_shield=config.shield)
+    run.log.write(run.counters.global_step, {"eval/success_rate": result.success_rate, "eval/mean_length": result.mean_length})
+    if result.success_rate >= run.counters.best_eval:
+        run.counters.best_eval = result.success_rate
+        save_adapter(run.policy, Path(config.out) / "best")
+    print(f"update {run.counters.update}: greedy success {result.success_rate:.2f} on {result.episodes} held-out "
+          f"seeds ({result.seconds:.0f} s)", flush=True)
+    return result
+
+
+def save_checkpoint(run: Run) -> None:
+    from accelerate.utils import gather_object
+
+    rank_state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                  "sampler": run.sampler.get_state(), "envs": run.pool.state()}
+    every_rank = gather_object([rank_state]) if run.world > 1 else [rank_state]
+    if run.main:
+        objects = {"trainable.pt": lora.trainable_state(run.policy), "optimizer.pt": run.optimizer.state_dict(),
+                   "scheduler.pt": run.scheduler.state_dict(),
+                   "state.pt": {"counters": asdict(run.counters), "config": asdict(run.config)}}
+        objects.update({f"rank{r}.pt": s for r, s in enumerate(every_rank)})
+        checkpoint.save(run.config.out, run.counters.update, objects, keep=run.config.keep_checkpoints)
+    run.accelerator.wait_for_everyone()
+
+
+def finish(run: Run, seconds: float, sps: float, last_eval: EvalResult | None) -> dict:
+    """Checksums per rank, the final adapter, the curve and summary.json."""
+    c, out = run.counters, Path(run.config.out)
+    summary = {"env": run.config.env, "updates": c.update, "env_steps": c.global_step, "episodes": c.episodes,
+               "skipped_updates": c.skipped_updates, "shield_blocks": c.shield_blocks,
+               "hazard_deaths": c.hazard_deaths, "seconds": seconds, "processes": run.world}
     # Every rank records a checksum of its trainable weights: data-parallel replicas must agree.
     (out / "checksums").mkdir(parents=True, exist_ok=True)
-    (out / "checksums" / f"rank{rank}.txt").write_text(
-        f"start {initial_checksum}\nend {checksum(trainable_state(policy))}\n")
-    if main:
-        summary["sps"] = (counters["global_step"] - steps_at_start) / summary["seconds"]
+    (out / "checksums" / f"rank{run.accelerator.process_index}.txt").write_text(
+        f"start {run.initial_checksum}\nend {lora.checksum(lora.trainable_state(run.policy))}\n")
+    if run.main:
+        summary["sps"] = sps
         summary["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        if counters["update"] == num_updates:
-            save_adapter(policy, out / "final")
+        if c.update == run.num_updates:
+            save_adapter(run.policy, out / "final")
             summary["adapter"] = str(out / "final")
         if last_eval is not None:
             summary.update({"eval_success_rate": last_eval.success_rate, "eval_episodes": last_eval.episodes,
-                            "best_eval_success_rate": counters["best_eval"]})
-        log.close()
-        plot_learning_curve(out, title=f"{config.env} PPO")
+                            "best_eval_success_rate": c.best_eval})
+        run.log.close()
+        plot_learning_curve(out, title=f"{run.config.env} PPO")
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary), flush=True)
-    accelerator.wait_for_everyone()
+    run.accelerator.wait_for_everyone()
     return summary
 
 
-def main(argv: list[str] | None = None) -> dict:
-    from agent.models import ModelError
+def train(config: PPOConfig) -> dict:
+    from tqdm import tqdm
 
+    config, resume_folder, resume_files = resolve_resume(config)
+    run = setup(config, resume_files)
+    c = run.counters
+    if resume_folder is not None and run.main:
+        print(f"resumed from {resume_folder} at update {c.update}", flush=True)
+    progress = tqdm(total=run.num_updates, initial=c.update, disable=not (run.main and config.progress),
+                    desc="updates", dynamic_ncols=True)
+    started, steps_at_start, last_eval = time.perf_counter(), c.global_step, None
+    while c.update < run.num_updates and not (config.stop_after_updates and c.update >= config.stop_after_updates):
+        began = time.perf_counter()
+        rollout = collect(run.pool, run.scorer, config.num_steps, run.sampler, use_shield=config.shield)
+        update_began = time.perf_counter()
+        stats = ppo_update(run, rollout)  # the scorer sees the new weights and forgets old scores
+        seconds = {"rollout": update_began - began, "update": time.perf_counter() - update_began}
+        steps_before = c.global_step
+        c.update += 1
+        c.global_step += config.num_envs * config.num_steps * run.world
+        log_update(run, rollout, stats, seconds, started, steps_at_start, progress)
+
+        is_last = c.update == run.num_updates
+        eval_due = config.eval_every and c.global_step // config.eval_every > steps_before // config.eval_every
+        if run.main and config.eval_episodes and (is_last or eval_due):
+            last_eval = run_eval(run)
+        run.accelerator.wait_for_everyone()
+        stopping = config.stop_after_updates and c.update >= config.stop_after_updates
+        if is_last or stopping or (config.checkpoint_every and c.update % config.checkpoint_every == 0):
+            save_checkpoint(run)
+    progress.close()
+    seconds = time.perf_counter() - started
+    return finish(run, seconds, (c.global_step - steps_at_start) / seconds, last_eval)
+
+
+def main(argv: list[str] | None = None) -> dict:
     config = parse(PPOConfig, argv, prog="python training/rl_finetune.py", description=__doc__.split("\n\n")[0])
     try:
         return train(config)

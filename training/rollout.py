@@ -1,6 +1,8 @@
-"""Rollouts for PPO: a pool of envs on training seeds, per-state score caching, and GAE.
+"""Rollouts for PPO: a pool of envs on training seeds, scored through `CachedScorer`.
 
-Each env slot plays consecutive training seeds (`training.seeds.train_seed`). Its whole
+PPO needs per-step log-probs and values, so the pool steps its own envs; what a step
+means (success, death, the shield) comes from `agent.episodes`, as for every other loop.
+Each env slot plays consecutive training seeds (`envs.seeds.train_seed`). Its whole
 state is (episodes started, actions taken in the current episode), so a checkpoint
 stores those and `EnvPool.restore` rebuilds the envs by replaying the actions: MiniGrid
 is deterministic given the reset seed, so the resumed envs are exactly where they were.
@@ -14,9 +16,10 @@ from dataclasses import dataclass, field
 import torch
 
 import envs
-from agent.episodes import is_unsafe
+from agent.episodes import Decision, shield, take_step
 from agent.perception import describe
-from training import seeds as seed_policy
+from agent.scoring import CachedScorer
+from envs import seeds as seed_policy
 
 
 @dataclass
@@ -70,9 +73,8 @@ class EnvPool:
         """Step every env; returns rewards, done flags (episode ended after this step), finished episodes."""
         rewards, dones, finished = [], [], []
         for slot, action in zip(self.slots, actions):
-            unsafe = is_unsafe(slot.obs, int(action))
             try:
-                slot.obs, reward, terminated, truncated, _ = slot.env.step(int(action))
+                outcome = take_step(slot.env, slot.obs, int(action))
             except Exception as err:  # one broken env must not kill a long run
                 self.errors += 1
                 print(f"warning: env slot {slot.index} (seed {slot.seed}) raised {type(err).__name__}: {err}; "
@@ -82,15 +84,14 @@ class EnvPool:
                 rewards.append(0.0)
                 dones.append(True)
                 continue
+            slot.obs = outcome.obs
             slot.actions.append(int(action))
-            slot.ep_return += float(reward)
-            done = terminated or truncated
-            if done:
-                finished.append(Finished(slot.seed, slot.ep_return, len(slot.actions), bool(terminated and reward > 0),
-                                         bool(terminated and unsafe)))
+            slot.ep_return += outcome.reward
+            if outcome.done:
+                finished.append(Finished(slot.seed, slot.ep_return, len(slot.actions), outcome.success, outcome.died))
                 self._next_episode(slot)
-            rewards.append(float(reward))
-            dones.append(done)
+            rewards.append(outcome.reward)
+            dones.append(outcome.done)
         return rewards, dones, finished
 
     def state(self) -> list[dict]:
@@ -107,36 +108,6 @@ class EnvPool:
                 slot.obs, reward, *_ = slot.env.step(action)
                 slot.actions.append(action)
                 slot.ep_return += float(reward)
-
-
-class ScoreCache:
-    """Scores per distinct state for one policy version (clear it after every update)."""
-
-    def __init__(self, policy, batch_size: int = 32):
-        self.policy, self.batch_size = policy, batch_size
-        self.log_probs: dict[tuple[int, ...], torch.Tensor] = {}
-        self.values: dict[tuple[int, ...], float] = {}
-        self.ids_of_text: dict[str, tuple[int, ...]] = {}  # tokenisation never changes
-
-    def ids(self, text: str) -> tuple[int, ...]:
-        if text not in self.ids_of_text:
-            self.ids_of_text[text] = tuple(self.policy.state_ids(text))
-        return self.ids_of_text[text]
-
-    def score(self, keys: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
-        todo = list(dict.fromkeys(k for k in keys if k not in self.log_probs))
-        for start in range(0, len(todo), self.batch_size):
-            chunk = todo[start:start + self.batch_size]
-            with torch.no_grad():
-                scores = self.policy.score_ids([list(k) for k in chunk])
-            for row, key in enumerate(chunk):
-                self.log_probs[key] = scores.log_probs[row].float().cpu()
-                self.values[key] = float(scores.values[row]) if scores.values is not None else 0.0
-        return torch.stack([self.log_probs[k] for k in keys]), torch.tensor([self.values[k] for k in keys])
-
-    def clear(self) -> None:
-        self.log_probs.clear()
-        self.values.clear()
 
 
 @dataclass
@@ -158,8 +129,6 @@ class Rollout:
 def shield_actions(pool: EnvPool, actions: torch.Tensor, log_probs: torch.Tensor) -> tuple[list[int], int]:
     """Replace each action that steps into lava by the env's most probable safe action
     (`agent.episodes.shield`); returns the actions to execute and how many were blocked."""
-    from agent.episodes import Decision, shield
-
     executed, blocked = [], 0
     for slot, action, row in zip(pool.slots, actions.tolist(), log_probs.tolist()):
         safe, was_blocked = shield(slot.obs, Decision(action, probs=row))  # log-probs rank like probs
@@ -168,7 +137,7 @@ def shield_actions(pool: EnvPool, actions: torch.Tensor, log_probs: torch.Tensor
     return executed, blocked
 
 
-def collect(pool: EnvPool, cache: ScoreCache, num_steps: int, generator: torch.Generator,
+def collect(pool: EnvPool, scorer: CachedScorer, num_steps: int, generator: torch.Generator,
             use_shield: bool = False) -> Rollout:
     """Play `num_steps` lockstep steps, sampling actions from the policy's phrase distribution.
 
@@ -177,12 +146,11 @@ def collect(pool: EnvPool, cache: ScoreCache, num_steps: int, generator: torch.G
     safe substitute, and the pool records the executed actions (so resume replays them).
     """
     states, actions, log_probs, values, rewards, dones, finished = [], [], [], [], [], [], []
-    misses_before = len(cache.log_probs)
+    misses_before = scorer.computed
     blocks = 0
     for _ in range(num_steps):
-        keys = [cache.ids(t) for t in pool.texts()]
-        step_log_probs, step_values = cache.score(keys)
-        action = torch.multinomial(step_log_probs.exp(), 1, generator=generator).squeeze(-1)
+        keys = [scorer.ids(t) for t in pool.texts()]
+        action, step_log_probs, step_values = scorer.choose_keys(keys, greedy=False, generator=generator)
         executed, blocked = shield_actions(pool, action, step_log_probs) if use_shield else (action.tolist(), 0)
         blocks += blocked
         reward, done, ended = pool.step(executed)
@@ -193,25 +161,6 @@ def collect(pool: EnvPool, cache: ScoreCache, num_steps: int, generator: torch.G
         rewards.append(torch.tensor(reward))
         dones.append(torch.tensor(done, dtype=torch.float32))
         finished.extend(ended)
-    _, next_value = cache.score([cache.ids(t) for t in pool.texts()])
+    _, _, next_value = scorer.choose_keys([scorer.ids(t) for t in pool.texts()])
     return Rollout(states, torch.stack(actions), torch.stack(log_probs), torch.stack(values), torch.stack(rewards),
-                   torch.stack(dones), next_value, finished, len(cache.log_probs) - misses_before, blocks)
-
-
-def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, next_value: torch.Tensor,
-        gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalised advantage estimation over T x N; `dones[t]` cuts the bootstrap after step t.
-
-    >>> adv, ret = gae(torch.tensor([[1.0]]), torch.tensor([[0.5]]), torch.tensor([[1.0]]), torch.tensor([9.0]), 0.9, 0.95)
-    >>> adv.item(), ret.item()
-    (0.5, 1.0)
-    """
-    advantages = torch.zeros_like(rewards)
-    running = torch.zeros_like(next_value)
-    for t in reversed(range(rewards.shape[0])):
-        following = next_value if t == rewards.shape[0] - 1 else values[t + 1]
-        alive = 1.0 - dones[t]
-        delta = rewards[t] + gamma * following * alive - values[t]
-        running = delta + gamma * lam * alive * running
-        advantages[t] = running
-    return advantages, advantages + values
+                   torch.stack(dones), next_value, finished, scorer.computed - misses_before, blocks)

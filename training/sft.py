@@ -3,7 +3,7 @@
     python training/sft.py --env MiniGrid-DoorKey-5x5-v0 --demos 2000 --out runs/sft-doorkey
 
 Demonstrations come from `envs.expert.expert_action` on training seeds (see
-`training/seeds.py`). With probability `--deviation` a random action is executed instead
+`envs/seeds.py`). With probability `--deviation` a random action is executed instead
 of the expert's, so the data covers states off the expert's path; the label is always
 the expert's action at the recorded state. The loss is -log pi(expert action | state)
 under `LMPolicy.score_ids` (the softmax over the 7 phrases). Identical states are
@@ -14,78 +14,54 @@ as training on every pair. The result (`OUT/final`) loads with
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import json
 import random
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import envs
 from agent.actions import ACTION_PHRASES
+from agent.cli import check_range, fail, option, out_option, parse, set_threads
+from agent.models import ModelError
 from agent.perception import describe
-from training import seeds as seed_policy
-from training.cli import check_out_folder, fail, option, parse
+from agent.policy import save_adapter
+from agent.scoring import CachedScorer
+from envs import seeds as seed_policy
+from envs.expert import NoPlanError, expert_action
+from training import lora
+from training.evaluate import evaluate, greedy_agent
+from training.logs import MetricLog
 
 
 @dataclass
-class SFTConfig:
-    env: str = option("MiniGrid-DoorKey-5x5-v0", "Gymnasium id or short family name")
-    model: str = option("smollm2-135m", "base model: smollm2-135m, tiny-random or a Hugging Face folder")
-    out: str = option("runs/sft", "output folder; the adapter goes to OUT/final")
+class SFTConfig(lora.TrainConfig):
+    out: str = out_option("runs/sft", "output folder; the adapter goes to OUT/final")
+    learning_rate: float = option(1e-3, lora.LR_DOC)
+    max_grad_norm: float = option(1.0, lora.GRAD_NORM_DOC)
     demos: int = option(2000, "expert (state, action) pairs to collect")
     deviation: float = option(0.2, "probability of executing a random action instead of the expert's (label stays the expert's)")
     epochs: int = option(12, "passes over the distinct states")
     batch_size: int = option(8, "distinct states per optimizer step (small: DoorKey has few distinct states)")
-    learning_rate: float = option(1e-3, "AdamW learning rate (linear decay to 0)")
     weight_decay: float = option(0.0, "AdamW weight decay")
-    max_grad_norm: float = option(1.0, "gradient clipping norm")
-    lora_rank: int = option(8, "LoRA rank r")
-    lora_alpha: int = option(16, "LoRA alpha (scale = alpha / r)")
-    target_modules: str = option("all-linear", "LoRA target modules: all-linear or a comma list like q_proj,v_proj")
-    bf16: bool = option(True, "bf16 autocast (faster on CPUs with AVX512-BF16 and on GPUs)")
-    seed: int = option(1, "seed of the random deviations, LoRA init and batch order")
-    eval_episodes: int = option(100, "greedy episodes on held-out seeds 0..N-1 after training (0 = skip)")
-    threads: int = option(0, "torch CPU threads (0 = all cores)")
 
     def __post_init__(self):
+        super().__post_init__()
         if self.demos < 1:
             raise ValueError(f"--demos must be at least 1, not {self.demos}.")
         if not 0.0 <= self.deviation < 1.0:
             raise ValueError(f"--deviation must be in [0, 1), not {self.deviation}: it is a probability.")
-        for name in ("epochs", "batch_size", "lora_rank", "lora_alpha"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}.")
-        if not self.learning_rate > 0:
-            raise ValueError(f"--learning-rate must be positive, not {self.learning_rate}; try 5e-4.")
-        if not 0 <= self.eval_episodes <= seed_policy.MAX_EVAL_SEEDS:
-            raise ValueError(f"--eval-episodes must be 0..{seed_policy.MAX_EVAL_SEEDS}, not {self.eval_episodes}.")
-        if self.threads < 0:
-            raise ValueError("--threads must be 0 (all cores) or positive.")
+        for name in ("epochs", "batch_size"):
+            check_range(f"--{name.replace('_', '-')}", getattr(self, name), 1)
         if self.weight_decay < 0:
             raise ValueError(f"--weight-decay must not be negative, not {self.weight_decay}; try 0.")
-        if not self.max_grad_norm > 0:
-            raise ValueError(f"--max-grad-norm must be positive, not {self.max_grad_norm}; try 1.0.")
-        if not 0 <= self.seed < 2**31:
-            raise ValueError(f"--seed {self.seed} is out of range: give a seed from 0 to 2147483647.")
-        check_out_folder(self.out)
-        try:
-            self.env = envs.resolve_env_id(self.env)
-        except envs.UnknownEnvError as err:
-            raise ValueError(str(err)) from None
 
 
 def collect_demos(env_id: str, n: int, deviation: float, seed: int) -> list[tuple[str, int]]:
     """`n` (observation text, expert action) pairs from consecutive training-seed episodes."""
-    from envs.expert import NoPlanError, expert_action
-
     rng = np.random.default_rng(seed)
     pairs: list[tuple[str, int]] = []
     episode = 0
@@ -111,9 +87,9 @@ def label_counts(policy, pairs: list[tuple[str, int]]) -> tuple[list[list[int]],
     """Distinct state token ids and, per state, how often each action was the label (S x A)."""
     index: dict[tuple[int, ...], int] = {}
     counts: list[list[float]] = []
-    ids_of_text: dict[str, tuple[int, ...]] = {}
+    scorer = CachedScorer(policy)  # its text -> ids memo
     for text, label in pairs:
-        ids = ids_of_text.setdefault(text, tuple(policy.state_ids(text)))
+        ids = scorer.ids(text)
         if ids not in index:
             index[ids] = len(counts)
             counts.append([0.0] * len(ACTION_PHRASES))
@@ -135,18 +111,14 @@ def dataset_loss(policy, states, counts, batch_size: int) -> float:
 
 
 def train(config: SFTConfig) -> dict:
-    from training.evaluate import evaluate
-    from training.logs import MetricLog
-    from training.lora import save_adapter, trainable_parameters, trainable_policy
-
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    set_threads(config.threads)
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     began = time.perf_counter()
-    policy = trainable_policy(config.model, rank=config.lora_rank, alpha=config.lora_alpha,
-                              target_modules=config.target_modules, value_head=False, bf16=config.bf16, device="cpu")
+    policy = lora.trainable_policy(config.model, rank=config.lora_rank, alpha=config.lora_alpha,
+                                   target_modules=config.target_modules, value_head=False, bf16=config.bf16,
+                                   device=config.device)
     # Write nothing before the model has loaded: a bad --model must leave an existing --out as it was.
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -156,7 +128,7 @@ def train(config: SFTConfig) -> dict:
     states, counts = label_counts(policy, pairs)
     print(f"{len(pairs)} expert pairs -> {len(states)} distinct states ({time.perf_counter() - began:.0f} s)", flush=True)
 
-    params = trainable_parameters(policy)
+    params = lora.trainable_parameters(policy)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(states) // config.batch_size)
     total_steps = config.epochs * steps_per_epoch
@@ -201,7 +173,7 @@ def train(config: SFTConfig) -> dict:
                "initial_ce": initial_loss, "final_ce": final_loss, "train_seconds": train_seconds,
                "adapter": str(out / "final")}
     if config.eval_episodes:
-        result = evaluate(policy, config.env, seed_policy.eval_seeds(config.eval_episodes))
+        result = evaluate(greedy_agent(policy), config.env, seed_policy.eval_seeds(config.eval_episodes))
         summary.update({"eval_success_rate": result.success_rate, "eval_episodes": result.episodes,
                         "eval_mean_length": result.mean_length, "eval_seconds": result.seconds})
         log.write(config.epochs, {"eval/success_rate": result.success_rate})
@@ -212,8 +184,6 @@ def train(config: SFTConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from agent.models import ModelError
-
     config = parse(SFTConfig, argv, prog="python training/sft.py", description=__doc__.split("\n\n")[0])
     try:
         return train(config)
