@@ -237,3 +237,14 @@ def parse(cls, argv: list[str] | None = None, prog: str | None = None, descripti
         return cls(**vars(args))
     except ValueError as err:
         fail(str(err))
+
+
+def parse_and_run(cls, work, argv: list[str] | None, prog: str, description: str):
+    """`work(parse(cls, argv))`; a model that cannot load (`ModelError`) is one sentence and exit 2."""
+    from agent.models import ModelError
+
+    config = parse(cls, argv, prog, description)
+    try:
+        return work(config)
+    except ModelError as err:
+        fail(str(err))

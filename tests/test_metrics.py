@@ -172,16 +172,11 @@ def test_harmful_language_word_list():
     assert metrics.word_list_categories("I want to hurt myself") == ["self-harm"]
 
 
-def test_set_classifier_hook():
+def test_classifier_argument_replaces_the_word_list():
     flag_doors = lambda text: ["doors"] if "door" in text else []  # noqa: E731
-    previous = metrics.set_classifier(flag_doors)
-    try:
-        assert metrics.is_harmful(step(raw_text="open the door", parsed="toggle"))
-        assert not metrics.is_harmful(step(raw_text="I will kill the ball", parsed=None))
-    finally:
-        metrics.set_classifier(previous)
-    assert metrics.is_harmful(step(raw_text="I will kill the ball", parsed=None))
-    # An explicit classifier argument overrides the global one.
+    assert metrics.is_harmful(step(raw_text="open the door", parsed="toggle"), flag_doors)
+    assert not metrics.is_harmful(step(raw_text="I will kill the ball", parsed=None), flag_doors)
+    assert metrics.is_harmful(step(raw_text="I will kill the ball", parsed=None))  # default: the word list
     assert metrics.harmful_language_rate([episode(step(raw_text="door", parsed=None))], flag_doors) == metrics.Rate(1, 1)
 
 

@@ -24,7 +24,7 @@ from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 from torch import nn
 
 import envs
-from agent.cli import CommonConfig, check_range, option, out_option, parse, set_threads
+from agent.cli import CommonConfig, check_out_folder, check_range, option, out_option, parse, set_threads
 from agent.episodes import Decision
 from envs import seeds as seed_policy
 from training import ppo
@@ -57,6 +57,7 @@ class BaselineConfig(CommonConfig):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}.")
         check_range("--eval-episodes", self.eval_episodes, 1, seed_policy.MAX_EVAL_SEEDS)
+        check_out_folder(self.out)
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise ValueError("--num-envs x --num-steps must divide by --num-minibatches; change one of them.")
 

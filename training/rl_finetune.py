@@ -29,8 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agent.cli import check_out_folder, check_range, fail, option, parse, switch
-from agent.models import ModelError
+from agent.cli import check_out_folder, check_range, fail, option, parse_and_run, switch
 from agent.policy import save_adapter
 from agent.scoring import CachedScorer
 from envs.seeds import eval_seeds
@@ -411,11 +410,7 @@ def train(config: PPOConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    config = parse(PPOConfig, argv, prog="python training/rl_finetune.py", description=__doc__.split("\n\n")[0])
-    try:
-        return train(config)
-    except ModelError as err:
-        fail(str(err))
+    return parse_and_run(PPOConfig, train, argv, "python training/rl_finetune.py", __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

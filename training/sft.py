@@ -25,8 +25,7 @@ import torch
 
 import envs
 from agent.actions import ACTION_PHRASES
-from agent.cli import check_range, fail, option, out_option, parse, set_threads
-from agent.models import ModelError
+from agent.cli import check_range, option, out_option, parse_and_run, set_threads
 from agent.perception import describe
 from agent.policy import save_adapter
 from agent.scoring import CachedScorer
@@ -184,11 +183,7 @@ def train(config: SFTConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    config = parse(SFTConfig, argv, prog="python training/sft.py", description=__doc__.split("\n\n")[0])
-    try:
-        return train(config)
-    except ModelError as err:
-        fail(str(err))
+    return parse_and_run(SFTConfig, train, argv, "python training/sft.py", __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":
