@@ -25,7 +25,7 @@ import typing
 from pathlib import Path
 
 import envs
-from agent.models import BUILTIN_MODELS, DEFAULT_MODEL
+from agent.models import BUILTIN_MODELS, DEFAULT_MODEL, ModelError, parse_device
 
 MAX_SEED = 2**31 - 1
 
@@ -144,8 +144,6 @@ def check_seed_and_threads(seed: int, threads: int) -> None:
 
 def check_device(device: str | None) -> None:
     """Raise ValueError (unknown name, or cuda without a GPU) unless `device` can be used."""
-    from agent.models import ModelError, parse_device
-
     try:
         parse_device(device)
     except ModelError as err:
@@ -241,8 +239,6 @@ def parse(cls, argv: list[str] | None = None, prog: str | None = None, descripti
 
 def parse_and_run(cls, work, argv: list[str] | None, prog: str, description: str):
     """`work(parse(cls, argv))`; a model that cannot load (`ModelError`) is one sentence and exit 2."""
-    from agent.models import ModelError
-
     config = parse(cls, argv, prog, description)
     try:
         return work(config)

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from agent.actions import ACTION_PHRASES, action_index, parse_action
+from agent.models import ModelError, load_model, parse_device
 from agent.prompts import GENERATE_SYSTEM, REASON_SYSTEM, SCORE_SYSTEM, PromptFormat, encode
 
 VALUE_HEAD_FILE = "value_head.pt"
@@ -325,8 +326,6 @@ def load_policy(model: str = "smollm2-135m", adapter: str | None = None, device=
     Raises agent.models.ModelError with a one-sentence fix when anything is missing or
     does not fit.
     """
-    from agent.models import load_model, parse_device
-
     device = parse_device(device)
     use_bf16 = bf16_is_fast(device) if bf16 is None else bf16
     # bf16 weights, not just autocast: casting fp32 weights on every pass costs ~2x on CPU.
@@ -360,8 +359,6 @@ def load_adapter(lm, adapter: str, trainable: bool = False):
     """
     from peft import PeftModel
 
-    from agent.models import ModelError
-
     folder = Path(adapter)
     if not (folder / "adapter_config.json").is_file():
         raise ModelError(f"Adapter folder {adapter} holds no adapter_config.json: pass a folder written by training (e.g. runs/NAME/final).")
@@ -375,8 +372,6 @@ def load_adapter(lm, adapter: str, trainable: bool = False):
 
 def load_value_head(policy: LMPolicy, adapter: str) -> None:
     """Load `adapter`/value_head.pt into `policy.value_head`; ModelError when corrupt or for another model."""
-    from agent.models import ModelError
-
     try:
         state = torch.load(Path(adapter) / VALUE_HEAD_FILE, map_location=policy.device, weights_only=True)
     except Exception as err:  # truncated or garbage file

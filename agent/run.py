@@ -12,7 +12,13 @@ import sys
 import time
 from dataclasses import dataclass
 
+import envs
+from agent.actions import ACTION_PHRASES
 from agent.cli import LMConfig, check_out_file, check_range, fail, option, parse, set_threads, switch
+from agent.episodes import LMAgent, play
+from agent.gif import write_gif
+from agent.models import ModelError
+from agent.policy import load_policy
 
 EPILOG = ("Short env names pick the smallest size: MiniGrid-DoorKey -> MiniGrid-DoorKey-5x5-v0. "
           "--list-envs prints every id.")
@@ -45,16 +51,11 @@ class RunConfig(LMConfig):
 
 
 def make_agent(args):
-    from agent.episodes import LMAgent
-    from agent.policy import load_policy
-
     policy = load_policy(args.model, args.adapter, device=args.device)
     return LMAgent(policy, mode=args.mode, reason=args.reason, greedy=not args.sample, seed=args.seed)
 
 
 def print_step(episode, step, env, ascii_map: bool) -> None:
-    from agent.actions import ACTION_PHRASES
-
     d = step.decision
     print(f"[seed {episode.seed} step {step.t}] {step.observation}")
     if d.raw_text is not None:
@@ -88,20 +89,14 @@ def run_summary(episodes, seconds: float) -> dict:
 def main(argv=None) -> int:
     args = parse(RunConfig, argv, "python -m agent.run", __doc__.split("\n\n")[0], EPILOG)
     if args.list_envs:
-        import envs
-
         print("\n".join(envs.list_env_ids()))
         return 0
-    from agent.models import ModelError
-
     env_id = args.env  # resolved and checked by RunConfig
     set_threads(args.threads)
     try:
         agent = make_agent(args)
     except ModelError as err:
         fail(str(err))
-
-    from agent.episodes import play
 
     seeds = [args.seed + i for i in range(args.episodes)]
     on_step = None if args.json else (lambda ep, step, env: print_step(ep, step, env, args.render == "ascii"))
@@ -113,8 +108,6 @@ def main(argv=None) -> int:
                **run_summary(episodes, sum(s.seconds for e in episodes for s in e.steps))}
     summary["wall_seconds"] = round(elapsed, 2)
     if args.gif:
-        from agent.gif import write_gif
-
         write_gif(episodes, args.gif)
     if args.json:
         print(json.dumps(summary, indent=2))

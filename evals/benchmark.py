@@ -19,11 +19,30 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.cli import (DEVICE_DOC, MODEL_DOC, SEED_DOC, THREADS_DOC, check_device, check_out_folder, check_range,
-                       check_seed_and_threads, fail, option, out_option, parse, set_threads, switch)
-from agent.episodes import ExpertAgent, LMAgent, RandomAgent
-from agent.models import DEFAULT_MODEL
+import envs
+from agent.cli import (
+    DEVICE_DOC,
+    MODEL_DOC,
+    SEED_DOC,
+    THREADS_DOC,
+    check_device,
+    check_out_folder,
+    check_range,
+    check_seed_and_threads,
+    fail,
+    option,
+    out_option,
+    parse,
+    set_threads,
+    switch,
+)
+from agent.episodes import Decision, Episode, ExpertAgent, LMAgent, RandomAgent, Step, play
+from agent.models import DEFAULT_MODEL, ModelError
+from agent.policy import load_policy
 from agent.scoring import CachedScorer
+from envs.seeds import MAX_EVAL_SEEDS, TRAIN_SEED_BASE, eval_seeds
+from evals import metrics
+from evals.reports import markdown_report, plot_success
 
 SCHEMA_VERSION = 1
 AGENT_KINDS = ("random", "expert", "llm", "llm-generate")
@@ -72,8 +91,6 @@ def parse_agents(text: str) -> list[AgentSpec]:
 
 def parse_envs(text: str) -> list[str]:
     """Comma-separated names -> ids, in order, without repeats; each must start on this install."""
-    import envs
-
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
         raise BenchmarkError(f"--envs is empty: give a comma-separated list such as {DEFAULT_ENVS}.")
@@ -85,8 +102,6 @@ def parse_envs(text: str) -> list[str]:
 
 def benchmark_seeds(first: int, episodes: int) -> list[int]:
     """Evaluation seeds `first .. first+episodes-1`, all inside the held-out range."""
-    from envs.seeds import MAX_EVAL_SEEDS, TRAIN_SEED_BASE, eval_seeds
-
     if first + episodes > MAX_EVAL_SEEDS:
         raise BenchmarkError(f"--seed {first} plus --episodes {episodes} leaves the evaluation seeds 0..{MAX_EVAL_SEEDS - 1} "
                              f"(training uses {TRAIN_SEED_BASE} and up): lower --seed or --episodes.")
@@ -171,8 +186,6 @@ def episode_record(episode) -> dict:
 
 def episode_from_record(record: dict):
     """Inverse of `episode_record` (step times become 0), for recomputing metrics."""
-    from agent.episodes import Decision, Episode, Step
-
     steps = [Step(**{**s, "decision": Decision(**s["decision"]), "seconds": 0.0}) for s in record["steps"]]
     fields = {k: v for k, v in record.items() if k not in ("steps", "timing")}
     return Episode(**fields, steps=steps)
@@ -185,11 +198,9 @@ def rescore(results: dict) -> dict:
     >>> results = json.loads(Path("results/baseline/results.json").read_text())  # doctest: +SKIP
     >>> Path("results/baseline/results.json").write_text(json.dumps(rescore(results), indent=1))  # doctest: +SKIP
     """
-    from evals.metrics import summarise
-
     runs = []
     for run in results["runs"]:
-        aggregates = summarise([episode_from_record(e) for e in run["episodes"]], probe_answers(run["consistency_probes"]))
+        aggregates = metrics.summarise([episode_from_record(e) for e in run["episodes"]], probe_answers(run["consistency_probes"]))
         aggregates["timing"] = run["aggregates"]["timing"]
         runs.append({**run, "aggregates": aggregates})
     return {**results, "runs": runs}
@@ -236,11 +247,6 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: list[
     """Play every agent x env (x shield) and return the results dict (schema_version 1)."""
     import torch
     from tqdm import tqdm
-
-    from agent.episodes import play
-    from agent.policy import load_policy
-    from evals import metrics
-    from envs.seeds import MAX_EVAL_SEEDS, TRAIN_SEED_BASE
 
     began = time.perf_counter()
     torch.manual_seed(args.seed)
@@ -318,8 +324,6 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: list[
 
 
 def write_outputs(results: dict, out: Path, command: str) -> None:
-    from evals.reports import markdown_report, plot_success
-
     out.mkdir(parents=True, exist_ok=True)
     # Compact: a benchmark holds tens of thousands of steps (pretty-print with `python -m json.tool`).
     (out / RESULTS_JSON).write_text(json.dumps(results, separators=(",", ":")) + "\n")
@@ -330,8 +334,6 @@ def write_outputs(results: dict, out: Path, command: str) -> None:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(BenchmarkConfig, argv, "python -m evals.benchmark", __doc__.split("\n\n")[0])
-    from agent.models import ModelError
-
     set_threads(args.threads)
     out = Path(args.out)
     try:

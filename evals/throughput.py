@@ -27,21 +27,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+import envs
 from agent.actions import ACTION_PHRASES
 from agent.cli import LMConfig, check_range, fail, option, parse, set_threads, switch
+from agent.episodes import take_step
 from agent.models import ModelError
 from agent.perception import describe
 from agent.policy import LMPolicy, bf16_is_fast, load_policy
 from agent.prompts import encode
-
 
 MAX_BATCH = 4096
 
 
 def sample_states(n: int, env_id: str = "MiniGrid-DoorKey-5x5-v0", seed: int = 0) -> list[str]:
     """Observation texts from seeded episodes with random actions (deterministic)."""
-    import envs
-
     rng = np.random.default_rng(seed)
     texts, episode = [], 0
     while len(texts) < n:
@@ -49,8 +48,9 @@ def sample_states(n: int, env_id: str = "MiniGrid-DoorKey-5x5-v0", seed: int = 0
         obs, _ = env.reset(seed=seed + episode)
         for _ in range(12):
             texts.append(describe(obs))
-            obs, _, terminated, truncated, _ = env.step(int(rng.integers(3)))  # turn/forward keep it moving
-            if terminated or truncated or len(texts) >= n:
+            outcome = take_step(env, obs, int(rng.integers(3)))  # turn/forward keep it moving
+            obs = outcome.obs
+            if outcome.done or len(texts) >= n:
                 break
         episode += 1
     return texts[:n]

@@ -25,7 +25,7 @@ from torch import nn
 
 import envs
 from agent.cli import CommonConfig, check_out_folder, check_range, option, out_option, parse, set_threads
-from agent.episodes import Decision
+from agent.episodes import Decision, take_step
 from envs import seeds as seed_policy
 from training import ppo
 from training.evaluate import evaluate
@@ -137,9 +137,9 @@ def train(cfg: BaselineConfig) -> dict:
                 action = dist.sample()
             actions[t], logps[t], values[t] = action.numpy(), dist.log_prob(action).numpy(), value.numpy()
             for i, env in enumerate(env_list):
-                obs[i], reward, terminated, truncated, _ = env.step(int(action[i]))
-                rewards[t, i], dones[t, i] = reward, terminated or truncated
-                if terminated or truncated:
+                outcome = take_step(env, obs[i], int(action[i]))
+                obs[i], rewards[t, i], dones[t, i] = outcome.obs, outcome.reward, outcome.done
+                if outcome.done:
                     episode_count[i] += 1
                     obs[i], _ = env.reset(seed=seed_policy.train_seed(i, episode_count[i], stream))
             step += cfg.num_envs

@@ -33,9 +33,7 @@ from agent.cli import check_out_folder, check_range, fail, option, parse_and_run
 from agent.policy import save_adapter
 from agent.scoring import CachedScorer
 from envs.seeds import eval_seeds
-from training import checkpoint
-from training import lora
-from training import ppo
+from training import checkpoint, lora, ppo
 from training.evaluate import EvalResult, evaluate, greedy_agent
 from training.logs import MetricLog, plot_learning_curve
 from training.rollout import EnvPool, Rollout, collect

@@ -26,6 +26,7 @@ import torch
 import envs
 from agent.actions import ACTION_PHRASES
 from agent.cli import check_range, option, out_option, parse_and_run, set_threads
+from agent.episodes import take_step
 from agent.perception import describe
 from agent.policy import save_adapter
 from agent.scoring import CachedScorer
@@ -76,8 +77,8 @@ def collect_demos(env_id: str, n: int, deviation: float, seed: int) -> list[tupl
                 break
             pairs.append((describe(obs), label))
             action = int(rng.integers(len(ACTION_PHRASES))) if rng.random() < deviation else label
-            obs, _, terminated, truncated, _ = env.step(action)
-            done = terminated or truncated
+            outcome = take_step(env, obs, action)
+            obs, done = outcome.obs, outcome.done
         env.close()
     return pairs
 
