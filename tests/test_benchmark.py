@@ -114,7 +114,7 @@ def test_adapter_agents_share_one_loaded_policy(tmp_path, monkeypatch):
     get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(adapter)
     loads = []
     real_load = policy_module.load_policy
-    monkeypatch.setattr(policy_module, "load_policy", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    monkeypatch.setattr(benchmark, "load_policy", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     out = tmp_path / "out"
     assert benchmark.main(["--model", "tiny-random", "--device", "cpu", "--envs", "MiniGrid-LavaGapS5-v0",
                            "--agents", f"llm,llm:{adapter},llm-generate:{adapter}", "--episodes", "1",
