@@ -162,9 +162,9 @@ class LMAgent:
 
         with torch.inference_mode():
             if self.mode == "score":
-                actions, log_probs, _ = self.scorer.choose(texts, greedy=self.greedy, generator=self.generator)
-                tokens = self.scorer.tokens(texts)
-                return [Decision(int(a), probs=p.tolist(), tokens=n) for a, p, n in zip(actions, log_probs.exp(), tokens)]
+                choice = self.scorer.choose(texts, greedy=self.greedy, generator=self.generator)
+                return [Decision(int(a), probs=p.tolist(), tokens=n)
+                        for a, p, n in zip(choice.actions, choice.log_probs.exp(), choice.tokens)]
             gens = self.scorer.generate(texts, reason=self.reason, greedy=self.greedy)
         return [Decision(g.action, g.raw_text, g.parsed, fallback=g.fallback, tokens=g.tokens) for g in gens]
 

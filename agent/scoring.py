@@ -13,18 +13,30 @@ uncached run (float rounding, not the policy).
 >>> from agent.policy import LMPolicy
 >>> scorer = CachedScorer(LMPolicy(*load_model("tiny-random")))
 >>> text = "Mission: get to the goal. You see: goal 2 forward."
->>> actions, log_probs, values = scorer.choose([text, text])
->>> log_probs.shape, scorer.computed, scorer.hits
+>>> choice = scorer.choose([text, text])
+>>> choice.log_probs.shape, scorer.computed, scorer.hits
 (torch.Size([2, 7]), 1, 1)
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import torch
 
 Key = tuple[int, ...]
+
+
+@dataclass
+class Choice:
+    """Per state: the chosen action, the log-probs over the phrases, the value and the tokens
+    its first scoring cost."""
+
+    actions: torch.Tensor  # B
+    log_probs: torch.Tensor  # B x A
+    values: torch.Tensor  # B (0 without a value head)
+    tokens: list[int]
 
 
 class CachedScorer:
@@ -71,19 +83,17 @@ class CachedScorer:
         rows = [self._scores[k] for k in keys]
         return torch.stack([r[0] for r in rows]), torch.tensor([r[1] for r in rows]), [r[2] for r in rows]
 
-    def choose_keys(self, keys: list[Key], greedy: bool = True, generator: torch.Generator | None = None):
-        """(actions, log-probs, values): the argmax (first maximum) or a sample per state."""
-        log_probs, values, _ = self.score_keys(keys)
+    def choose_keys(self, keys: list[Key], greedy: bool = True, generator: torch.Generator | None = None) -> Choice:
+        """The argmax (first maximum) or a sample per state."""
+        log_probs, values, tokens = self.score_keys(keys)
         if greedy:
-            return log_probs.argmax(-1), log_probs, values
-        return torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(-1), log_probs, values
+            actions = log_probs.argmax(-1)
+        else:
+            actions = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(-1)
+        return Choice(actions, log_probs, values, tokens)
 
-    def choose(self, texts: list[str], greedy: bool = True, generator: torch.Generator | None = None):
+    def choose(self, texts: list[str], greedy: bool = True, generator: torch.Generator | None = None) -> Choice:
         return self.choose_keys([self.ids(t) for t in texts], greedy, generator)
-
-    def tokens(self, texts: list[str]) -> list[int]:
-        """Model tokens that scoring each text cost when it was first scored."""
-        return self.score_keys([self.ids(t) for t in texts])[2]
 
     def base_log_probs(self, keys: list[Key]) -> torch.Tensor:
         """Log-probs of the frozen base LM (adapter off), cached for good."""
@@ -108,7 +118,3 @@ class CachedScorer:
         self.computed += len(todo)
         self.hits += len(texts) - len(todo)
         return [self._generations[(t, reason)] for t in texts]
-
-    @property
-    def distinct_states(self) -> int:
-        return len(self._scores)

@@ -63,6 +63,18 @@ def test_aggregates_are_recomputable_from_the_stored_episodes(two_runs):
     assert benchmark.rescore(results) == results
 
 
+def test_text_cache_counts_each_decision_once(tmp_path):
+    """Model decisions plus reused ones are the run's decisions: no decision is counted twice."""
+    out = tmp_path / "out"
+    assert benchmark.main(["--model", "tiny-random", "--device", "cpu", "--agents", "llm,llm-generate",
+                           "--envs", "MiniGrid-DoorKey-5x5-v0", "--episodes", "2", "--max-steps", "6",
+                           "--consistency-states", "0", "--out", str(out)]) == 0
+    for run in json.loads((out / "results.json").read_text())["runs"]:
+        cache = run["text_cache"]
+        assert cache["model_decisions"] + cache["reused_decisions"] == run["aggregates"]["decisions"]
+        assert cache["reused_decisions"] > 0  # tiny-random repeats its states within 6 steps
+
+
 @pytest.mark.parametrize("args, phrase", [
     (["--agents", "random,wizard"], "Unknown agent 'wizard'"),
     (["--agents", "expert:adapters/x"], "Unknown agent 'expert:adapters/x'"),

@@ -150,7 +150,8 @@ def collect(pool: EnvPool, scorer: CachedScorer, num_steps: int, generator: torc
     blocks = 0
     for _ in range(num_steps):
         keys = [scorer.ids(t) for t in pool.texts()]
-        action, step_log_probs, step_values = scorer.choose_keys(keys, greedy=False, generator=generator)
+        choice = scorer.choose_keys(keys, greedy=False, generator=generator)
+        action, step_log_probs, step_values = choice.actions, choice.log_probs, choice.values
         executed, blocked = shield_actions(pool, action, step_log_probs) if use_shield else (action.tolist(), 0)
         blocks += blocked
         reward, done, ended = pool.step(executed)
@@ -161,6 +162,6 @@ def collect(pool: EnvPool, scorer: CachedScorer, num_steps: int, generator: torc
         rewards.append(torch.tensor(reward))
         dones.append(torch.tensor(done, dtype=torch.float32))
         finished.extend(ended)
-    _, _, next_value = scorer.choose_keys([scorer.ids(t) for t in pool.texts()])
+    _, next_value, _ = scorer.score_keys([scorer.ids(t) for t in pool.texts()])
     return Rollout(states, torch.stack(actions), torch.stack(log_probs), torch.stack(values), torch.stack(rewards),
                    torch.stack(dones), next_value, finished, scorer.computed - misses_before, blocks)
