@@ -24,6 +24,8 @@ import tempfile
 import typing
 from pathlib import Path
 
+import torch
+
 import envs
 from agent.models import BUILTIN_MODELS, DEFAULT_MODEL, ModelError, parse_device
 
@@ -153,8 +155,6 @@ def check_device(device: str | None) -> None:
 def set_threads(threads: int) -> None:
     """`--threads`: 0 keeps torch's default; otherwise the CPU threads torch may use."""
     if threads:
-        import torch
-
         torch.set_num_threads(threads)
 
 
@@ -180,10 +180,7 @@ class CommonConfig:
 
     def __post_init__(self):
         check_seed_and_threads(self.seed, self.threads)
-        try:
-            self.env = envs.check_env(self.env)
-        except ValueError as err:  # unknown name, or an env that cannot start here
-            raise ValueError(str(err)) from None
+        self.env = envs.check_env(self.env)  # unknown name, or an env that cannot start here: ValueError
 
 
 @dataclasses.dataclass
@@ -237,9 +234,13 @@ def parse(cls, argv: list[str] | None = None, prog: str | None = None, descripti
         fail(str(err))
 
 
-def parse_and_run(cls, work, argv: list[str] | None, prog: str, description: str):
-    """`work(parse(cls, argv))`; a model that cannot load (`ModelError`) is one sentence and exit 2."""
-    config = parse(cls, argv, prog, description)
+def parse_and_run(cls, work, argv: list[str] | None, prog: str, description: str, epilog: str | None = None):
+    """The body of every CLI's `main`: parse, apply `--threads`, then `work(config)`.
+
+    A model that cannot load (`ModelError`) is one sentence and exit 2.
+    """
+    config = parse(cls, argv, prog, description, epilog)
+    set_threads(getattr(config, "threads", 0))
     try:
         return work(config)
     except ModelError as err:

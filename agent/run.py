@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import envs
 from agent.actions import ACTION_PHRASES
-from agent.cli import LMConfig, check_out_file, check_range, fail, option, parse, set_threads, switch
+from agent.cli import LMConfig, check_out_file, check_range, option, parse_and_run, switch
 from agent.episodes import LMAgent, play
 from agent.gif import write_gif
-from agent.models import ModelError
 from agent.policy import load_policy
 
 EPILOG = ("Short env names pick the smallest size: MiniGrid-DoorKey -> MiniGrid-DoorKey-5x5-v0. "
@@ -86,17 +85,12 @@ def run_summary(episodes, seconds: float) -> dict:
     }
 
 
-def main(argv=None) -> int:
-    args = parse(RunConfig, argv, "python -m agent.run", __doc__.split("\n\n")[0], EPILOG)
+def watch(args: RunConfig) -> int:
     if args.list_envs:
         print("\n".join(envs.list_env_ids()))
         return 0
     env_id = args.env  # resolved and checked by RunConfig
-    set_threads(args.threads)
-    try:
-        agent = make_agent(args)
-    except ModelError as err:
-        fail(str(err))
+    agent = make_agent(args)
 
     seeds = [args.seed + i for i in range(args.episodes)]
     on_step = None if args.json else (lambda ep, step, env: print_step(ep, step, env, args.render == "ascii"))
@@ -123,6 +117,10 @@ def main(argv=None) -> int:
             print("tip: a zero-shot LM rarely solves these levels; train an adapter with training/sft.py, "
                   "or try --adapter adapters/doorkey-5x5 on MiniGrid-DoorKey-5x5-v0")
     return 0
+
+
+def main(argv=None) -> int:
+    return parse_and_run(RunConfig, watch, argv, "python -m agent.run", __doc__.split("\n\n")[0], EPILOG)
 
 
 if __name__ == "__main__":

@@ -38,3 +38,15 @@ def train_seed(env_index: int, episode: int, stream: int = 0) -> int:
     if episode >= EPISODES_PER_ENV:
         raise ValueError(f"episode {episode} exceeds the per-env seed block of {EPISODES_PER_ENV}.")
     return TRAIN_SEED_BASE + stream * STREAM_STRIDE + env_index * EPISODES_PER_ENV + episode
+
+
+def eval_seed_range(first: int, n: int) -> list[int]:
+    """Evaluation seeds `first .. first+n-1`, as the CLIs' `--seed` and `--episodes` give them.
+
+    >>> eval_seed_range(10, 3)
+    [10, 11, 12]
+    """
+    if first + n > MAX_EVAL_SEEDS:
+        raise ValueError(f"--seed {first} plus --episodes {n} leaves the evaluation seeds 0..{MAX_EVAL_SEEDS - 1} "
+                         f"(training uses {TRAIN_SEED_BASE} and up): lower --seed or --episodes.")
+    return eval_seeds(first + n)[first:]

@@ -29,18 +29,16 @@ from agent.cli import (
     check_out_folder,
     check_range,
     check_seed_and_threads,
-    fail,
     option,
     out_option,
-    parse,
-    set_threads,
+    parse_and_run,
     switch,
 )
 from agent.episodes import Decision, Episode, ExpertAgent, LMAgent, RandomAgent, Step, play
-from agent.models import DEFAULT_MODEL, ModelError
+from agent.models import DEFAULT_MODEL
 from agent.policy import load_policy
 from agent.scoring import CachedScorer
-from envs.seeds import MAX_EVAL_SEEDS, TRAIN_SEED_BASE, eval_seeds
+from envs.seeds import MAX_EVAL_SEEDS, TRAIN_SEED_BASE, eval_seed_range
 from evals import metrics
 from evals.reports import markdown_report, plot_success
 
@@ -100,14 +98,6 @@ def parse_envs(text: str) -> list[str]:
         raise BenchmarkError(str(err)) from None
 
 
-def benchmark_seeds(first: int, episodes: int) -> list[int]:
-    """Evaluation seeds `first .. first+episodes-1`, all inside the held-out range."""
-    if first + episodes > MAX_EVAL_SEEDS:
-        raise BenchmarkError(f"--seed {first} plus --episodes {episodes} leaves the evaluation seeds 0..{MAX_EVAL_SEEDS - 1} "
-                             f"(training uses {TRAIN_SEED_BASE} and up): lower --seed or --episodes.")
-    return eval_seeds(first + episodes)[first:]
-
-
 @dataclass
 class BenchmarkConfig:
     """The command line; `__post_init__` checks it all before any model loads."""
@@ -143,7 +133,7 @@ class BenchmarkConfig:
             check_range("--max-steps", self.max_steps, 1)
         self.specs = parse_agents(self.agents)
         self.env_ids = parse_envs(self.envs)
-        self.seeds = benchmark_seeds(self.seed, self.episodes)
+        self.seeds = eval_seed_range(self.seed, self.episodes)
         check_device(self.device)
         if self.out is None:
             raise ValueError("--out is missing: give --out FOLDER for results.json, results.md and success.png.")
@@ -333,16 +323,15 @@ def write_outputs(results: dict, out: Path, command: str) -> None:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse(BenchmarkConfig, argv, "python -m evals.benchmark", __doc__.split("\n\n")[0])
-    set_threads(args.threads)
-    out = Path(args.out)
-    try:
+
+    def benchmark(args: BenchmarkConfig) -> int:
+        out = Path(args.out)
         results = run_benchmark(args, args.specs, args.env_ids, args.seeds)
-    except ModelError as err:
-        fail(str(err))
-    write_outputs(results, out, "python -m evals.benchmark " + shlex.join(argv))
-    print(f"wrote {out / RESULTS_JSON}, {out / RESULTS_MD} and {out / SUCCESS_PNG}")
-    return 0
+        write_outputs(results, out, "python -m evals.benchmark " + shlex.join(argv))
+        print(f"wrote {out / RESULTS_JSON}, {out / RESULTS_MD} and {out / SUCCESS_PNG}")
+        return 0
+
+    return parse_and_run(BenchmarkConfig, benchmark, argv, "python -m evals.benchmark", __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

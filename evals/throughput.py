@@ -29,9 +29,8 @@ import torch
 
 import envs
 from agent.actions import ACTION_PHRASES
-from agent.cli import LMConfig, check_range, fail, option, parse, set_threads, switch
+from agent.cli import LMConfig, check_range, option, parse_and_run, switch
 from agent.episodes import take_step
-from agent.models import ModelError
 from agent.perception import describe
 from agent.policy import LMPolicy, bf16_is_fast, load_policy
 from agent.prompts import encode
@@ -208,16 +207,11 @@ class ThroughputConfig(LMConfig):
             raise ValueError(f"--seconds {self.seconds:g} is out of range: give seconds in (0, 3600], e.g. 10.")
 
 
-def main(argv=None) -> int:
-    args = parse(ThroughputConfig, argv, "python -m evals.throughput", __doc__.split("\n\n")[0])
-    set_threads(args.threads)
+def measure(args: ThroughputConfig) -> int:
     on_row = (lambda row: print(format_row(row), file=sys.stderr, flush=True)) if args.json else (
         lambda row: print(format_row(row), flush=True))
-    try:
-        result = run(args.model, args.sizes, max(args.states, max(args.sizes)), args.seconds, args.naive_states, on_row,
-                     args.adapter, args.env, args.seed)
-    except ModelError as err:
-        fail(str(err))
+    result = run(args.model, args.sizes, max(args.states, max(args.sizes)), args.seconds, args.naive_states, on_row,
+                 args.adapter, args.env, args.seed)
     m = result["matmul"]
     if args.json:
         print(json.dumps(result, indent=2))
@@ -225,6 +219,10 @@ def main(argv=None) -> int:
         print(f"{result['machine']['cpu']}, {result['machine']['threads']} threads; matmul fp32 "
               f"{m['fp32_gflops']:.0f} GFLOP/s, bf16 {m['bf16_gflops']:.0f} GFLOP/s; optimised path bf16={result['bf16']}")
     return 0
+
+
+def main(argv=None) -> int:
+    return parse_and_run(ThroughputConfig, measure, argv, "python -m evals.throughput", __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

@@ -109,9 +109,9 @@ def test_out_that_is_a_file_exits_2(tmp_path, capsys):
 def test_agent_specs_and_seeds():
     specs = benchmark.parse_agents("llm, llm-generate:runs/a/final,llm")
     assert [(s.kind, s.adapter) for s in specs] == [("llm", None), ("llm-generate", "runs/a/final")]
-    from envs.seeds import TRAIN_SEED_BASE
+    from envs.seeds import TRAIN_SEED_BASE, eval_seed_range
 
-    seeds = benchmark.benchmark_seeds(10, 5)
+    seeds = eval_seed_range(10, 5)
     assert seeds == [10, 11, 12, 13, 14] and max(seeds) < TRAIN_SEED_BASE
 
 

@@ -12,12 +12,11 @@ import json
 import time
 from dataclasses import dataclass
 
-from agent.cli import LMConfig, check_range, fail, option, parse, set_threads, switch
+from agent.cli import LMConfig, check_range, option, parse_and_run, switch
 from agent.episodes import LMAgent, play
-from agent.models import ModelError
 from agent.policy import load_policy
 from agent.scoring import CachedScorer
-from envs.seeds import MAX_EVAL_SEEDS, eval_seeds
+from envs.seeds import eval_seed_range
 
 
 @dataclass
@@ -64,22 +63,19 @@ class EvalConfig(LMConfig):
         check_range("--batch", self.batch, 1)
         if self.max_steps is not None:
             check_range("--max-steps", self.max_steps, 1)
-        if self.seed + self.episodes > MAX_EVAL_SEEDS:
-            raise ValueError(f"--seed {self.seed} plus --episodes {self.episodes} leaves the evaluation seeds "
-                             f"0..{MAX_EVAL_SEEDS - 1}: lower --seed or --episodes.")
+        eval_seed_range(self.seed, self.episodes)
 
 
-def main(argv=None) -> EvalResult:
-    config = parse(EvalConfig, argv, prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
-    set_threads(config.threads)
-    try:
-        policy = load_policy(config.model, config.adapter, device=config.device)
-    except ModelError as err:
-        fail(str(err))
-    seeds = eval_seeds(config.seed + config.episodes)[config.seed:]
+def evaluate_cli(config: EvalConfig) -> EvalResult:
+    policy = load_policy(config.model, config.adapter, device=config.device)
+    seeds = eval_seed_range(config.seed, config.episodes)
     result = evaluate(greedy_agent(policy, config.batch), config.env, seeds, config.max_steps, config.shield)
     print(json.dumps({"env": config.env, "adapter": config.adapter, **result.__dict__}))
     return result
+
+
+def main(argv=None) -> EvalResult:
+    return parse_and_run(EvalConfig, evaluate_cli, argv, "python -m training.evaluate", __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

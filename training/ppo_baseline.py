@@ -24,7 +24,7 @@ from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 from torch import nn
 
 import envs
-from agent.cli import CommonConfig, check_out_folder, check_range, option, out_option, parse, set_threads
+from agent.cli import CommonConfig, check_out_folder, check_range, option, out_option, parse_and_run
 from agent.episodes import Decision, take_step
 from envs import seeds as seed_policy
 from training import ppo
@@ -99,7 +99,6 @@ class GreedyMLP:
 def train(cfg: BaselineConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     env_id = envs.resolve_env_id(cfg.env)
@@ -171,9 +170,11 @@ def train(cfg: BaselineConfig) -> dict:
 
 
 def main(argv=None) -> int:
-    cfg = parse(BaselineConfig, argv, prog="python training/ppo_baseline.py", description=__doc__.split("\n\n")[0])
-    print(json.dumps(train(cfg), indent=2))
-    return 0
+    def run(cfg: BaselineConfig) -> int:
+        print(json.dumps(train(cfg), indent=2))
+        return 0
+
+    return parse_and_run(BaselineConfig, run, argv, "python training/ppo_baseline.py", __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

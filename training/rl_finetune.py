@@ -287,9 +287,10 @@ def log_update(run: Run, rollout: Rollout, stats: dict, seconds: dict, started: 
 
     finished = gather_object(rollout.finished) if run.world > 1 else rollout.finished
     shield_blocks = sum(gather_object([rollout.shield_blocks])) if run.world > 1 else rollout.shield_blocks
+    hazard_deaths = sum(e.died for e in finished)
     c = run.counters
     c.shield_blocks += shield_blocks
-    c.hazard_deaths += sum(e.died for e in finished)
+    c.hazard_deaths += hazard_deaths
     c.episodes += len(finished)
     if not run.main:
         return
@@ -300,7 +301,7 @@ def log_update(run: Run, rollout: Rollout, stats: dict, seconds: dict, started: 
                     "charts/states_forwarded_in_update": stats["states_forwarded"],
                     "charts/rollout_seconds": seconds["rollout"], "charts/update_seconds": seconds["update"],
                     "charts/env_errors": run.pool.errors, "charts/shield_blocks": shield_blocks,
-                    "charts/hazard_deaths": sum(e.died for e in finished),
+                    "charts/hazard_deaths": hazard_deaths,
                     "losses/skipped_updates": c.skipped_updates,
                     "charts/peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20})
     if finished:  # sampled actions, as the rollout played them

@@ -25,7 +25,7 @@ import torch
 
 import envs
 from agent.actions import ACTION_PHRASES
-from agent.cli import check_range, option, out_option, parse_and_run, set_threads
+from agent.cli import check_range, option, out_option, parse_and_run
 from agent.episodes import take_step
 from agent.perception import describe
 from agent.policy import save_adapter
@@ -111,7 +111,6 @@ def dataset_loss(policy, states, counts, batch_size: int) -> float:
 
 
 def train(config: SFTConfig) -> dict:
-    set_threads(config.threads)
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
