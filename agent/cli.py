@@ -162,7 +162,8 @@ def set_threads(threads: int) -> None:
 ENV_DOC = "Gymnasium id or short family name (MiniGrid-DoorKey -> MiniGrid-DoorKey-5x5-v0)"
 SEED_DOC = "seed of the first episode or of the run's randomness"
 MODEL_DOC = f"{' or '.join(BUILTIN_MODELS)}, a Hugging Face folder, a .gguf file or a hub id"
-THREADS_DOC = "torch CPU threads per process (0 = torch's default, all cores)"
+THREADS_DOC = ("torch CPU threads per process (0 = torch's default: all cores, waiting passively, so another busy "
+               "process costs about a core, not a collapse; see envs/__init__.py)")
 DEVICE_DOC = "cpu or cuda (default: cuda when available)"
 
 

@@ -224,7 +224,10 @@ class LMPolicy(nn.Module):
         from transformers import DynamicCache
 
         dev, tree = self.device, self.tree
-        batch, n_nodes = len(state_ids), len(tree.tokens)
+        # Only nodes with children run through the model: a leaf's log-prob comes from its
+        # parent's output, so leaves (7 of 11 nodes here) cost nothing but an LM-head lookup.
+        inner = [i for i in range(len(tree.tokens)) if i in set(tree.parents)]
+        batch, n_nodes = len(state_ids), len(inner)
         # Tokens that every row starts with (the mission, usually) run once, batch 1, cached.
         shared = common_prefix(state_ids) if batch > 1 else ()
         state_ids = [s[len(shared):] for s in state_ids]
@@ -237,10 +240,10 @@ class LMPolicy(nn.Module):
         ids = torch.full((batch, width + n_nodes), self.tokenizer.pad_token_id, device=dev)
         for row, s in enumerate(state_ids):
             ids[row, : len(s)] = torch.tensor(s, device=dev)
-        ids[:, width:] = torch.tensor(tree.tokens, device=dev)
+        ids[:, width:] = torch.tensor([tree.tokens[i] for i in inner], device=dev, dtype=ids.dtype)
 
         cols = torch.arange(width, device=dev)
-        depths = torch.tensor(tree.depths, device=dev)
+        depths = torch.tensor([tree.depths[i] for i in inner], device=dev, dtype=cols.dtype)
         positions = torch.cat([cols.expand(batch, -1), lengths[:, None] + depths[None]], 1) + n_sys
 
         # Attention: system part always; states causal over their real tokens; tree nodes
@@ -253,9 +256,10 @@ class LMPolicy(nn.Module):
         mask[:, :width, n_sys:n_sys + width] = causal[None] & real[:, None, :]
         mask[:, width:, n_sys:n_sys + width] = real[:, None, :]
         ancestry = torch.eye(n_nodes, dtype=torch.bool, device=dev)
-        for node, parent in enumerate(tree.parents):
+        for row, node in enumerate(inner):  # depth-first order: a parent's row is filled first
+            parent = tree.parents[node]
             if parent >= 0:
-                ancestry[node] |= ancestry[parent]
+                ancestry[row] |= ancestry[inner.index(parent)]
         mask[:, width:, n_sys + width:] = ancestry
         mask = mask[:, None]
 
@@ -265,12 +269,12 @@ class LMPolicy(nn.Module):
             hidden = self.backbone(input_ids=ids, attention_mask=mask, position_ids=positions,
                                    cache=cache, use_cache=True).last_hidden_state
         last = hidden[torch.arange(batch, device=dev), lengths - 1]  # B x H, predicts first tokens
-        # Log-probs only where needed: state end (for depth-0 nodes) and each tree node.
+        # Log-probs only where needed: the state end (for first tokens) and each inner node.
         needed = torch.cat([last[:, None], hidden[:, width:]], 1)  # B x (1 + N) x H
         with self.autocast():
             logits = self.lm_head(needed)
         logp = torch.log_softmax(logits.float(), -1)
-        source = torch.tensor([p + 1 for p in tree.parents], device=dev)  # row in `needed`
+        source = torch.tensor([0 if p < 0 else 1 + inner.index(p) for p in tree.parents], device=dev)  # row in `needed`
         node_logp = logp[:, source, torch.tensor(tree.tokens, device=dev)]  # B x N
         sums = torch.stack([node_logp[:, path].sum(-1) for path in tree.paths], -1)  # B x A
         scaled = sums / self._phrase_lengths if self.normalization == "mean" else sums

@@ -12,6 +12,10 @@ everything from reward.
 
 from __future__ import annotations
 
+import envs  # (first of all: it sets OpenMP's passive waiting before torch loads)
+
+# isort: split
+
 import json
 import sys
 import time
@@ -23,7 +27,6 @@ import torch
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 from torch import nn
 
-import envs
 from agent.cli import CommonConfig, check_out_folder, check_range, option, out_option, parse_and_run
 from agent.episodes import Decision, take_step
 from envs import seeds as seed_policy

@@ -16,6 +16,10 @@ log, evaluate, checkpoint. See docs/TRAINING.md.
 
 from __future__ import annotations
 
+import envs  # noqa: F401  (first of all: it sets OpenMP's passive waiting before torch loads)
+
+# isort: split
+
 import contextlib
 import json
 import random

@@ -14,6 +14,10 @@ as training on every pair. The result (`OUT/final`) loads with
 
 from __future__ import annotations
 
+import envs  # (first of all: it sets OpenMP's passive waiting before torch loads)
+
+# isort: split
+
 import json
 import random
 import time
@@ -23,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import envs
 from agent.actions import ACTION_PHRASES
 from agent.cli import check_range, option, out_option, parse_and_run
 from agent.episodes import take_step
