@@ -140,9 +140,10 @@ class BenchmarkConfig:
         check_out_folder(self.out)  # creates nothing: a run that fails leaves no trace
 
 
-def consistency_probes(policy, reason: bool, episodes, n_states: int, k: int, seed: int) -> list[dict]:
+def consistency_probes(policy, reason: bool, episodes, n_states: int, k: int, seed: int, on_state=None) -> list[dict]:
     """Sample `k` generations (temperature 1) at `n_states` states spread evenly over the
-    distinct observation texts of `episodes` (in order of first visit)."""
+    distinct observation texts of `episodes` (in order of first visit); `on_state(i, n)`
+    hears each probed state as it is done."""
     import torch
 
     texts = list(dict.fromkeys(s.observation for e in episodes for s in e.steps))
@@ -151,9 +152,13 @@ def consistency_probes(policy, reason: bool, episodes, n_states: int, k: int, se
     n = min(n_states, len(texts))
     picks = [texts[i * len(texts) // n] for i in range(n)]
     torch.manual_seed(seed)
-    gens = policy.generate([t for t in picks for _ in range(k)], reason=reason, greedy=False)
-    return [{"observation": text, "samples": [{"raw_text": g.raw_text, "parsed": g.parsed} for g in gens[i * k:(i + 1) * k]]}
-            for i, text in enumerate(picks)]
+    probes = []
+    for i, text in enumerate(picks):  # one state at a time, so a progress bar can move
+        gens = policy.generate([text] * k, reason=reason, greedy=False)
+        probes.append({"observation": text, "samples": [{"raw_text": g.raw_text, "parsed": g.parsed} for g in gens]})
+        if on_state:
+            on_state(i + 1, n)
+    return probes
 
 
 def probe_answers(probes: list[dict]) -> list[list[str | None]]:
@@ -280,7 +285,9 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: list[
                     if spec.kind == "llm-generate":
                         probe_began = time.perf_counter()
                         probes = consistency_probes(policies[spec.adapter], True, episodes, args.consistency_states,
-                                                    args.consistency_samples, seed=args.seed * 1000 + env_index)
+                                                    args.consistency_samples, seed=args.seed * 1000 + env_index,
+                                                    on_state=lambda i, n: bar.set_postfix_str(
+                                                        f"consistency probe {i}/{n}", refresh=True))
                         probe_seconds = time.perf_counter() - probe_began
                 aggregates = metrics.summarise(episodes, probe_answers(probes))
                 run = {"agent": spec.label, "kind": spec.kind, "adapter": spec.adapter,

@@ -39,6 +39,7 @@ class TrainConfig(LMConfig):
     bf16: bool | None = option(None, "bf16 autocast; default: on where it is fast (CUDA, CPUs with AVX512-BF16/AMX), "
                                      "off elsewhere, where emulated bf16 is 10x slower")
     eval_episodes: int = option(100, "greedy episodes on held-out seeds 0..N-1 (0 = no evaluation)")
+    progress: bool = option(True, "show a tqdm progress bar (--no-progress prints one JSON line per update instead)")
 
     def __post_init__(self):
         super().__post_init__()

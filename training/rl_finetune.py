@@ -70,7 +70,6 @@ class PPOConfig(lora.TrainConfig):
     checkpoint_every: int = option(5, "checkpoint every N updates (0 = only at the end)")
     keep_checkpoints: int = option(3, "checkpoints kept on disk")
     stop_after_updates: int = option(0, "stop cleanly once this many updates are done (0 = run to the end; continue with --resume)")
-    progress: bool = option(True, "show a tqdm progress bar")
     tensorboard: bool = option(True, "write TensorBoard logs to OUT/tensorboard")
 
     def __post_init__(self):
@@ -149,6 +148,7 @@ class Run:
     log: MetricLog | None  # main process only
     num_updates: int
     initial_checksum: str
+    last_greedy: float = float("nan")  # greedy success at the latest evaluation, for the bar
 
     @property
     def main(self) -> bool:
@@ -315,7 +315,7 @@ def log_update(run: Run, rollout: Rollout, stats: dict, seconds: dict, started: 
     run.log.write(c.global_step, metrics)
     progress.update(1)
     progress.set_postfix(sps=f"{sps:.1f}", sampled_success=f"{metrics.get('charts/success_rate', float('nan')):.2f}",
-                         states=rollout.scored_states)
+                         greedy_success=f"{run.last_greedy:.2f}", states=rollout.scored_states)
     if not run.config.progress:
         print(json.dumps({"update": c.update, "step": c.global_step, **{k: round(v, 4) for k, v in metrics.items()}}),
               flush=True)
@@ -327,6 +327,7 @@ def run_eval(run: Run) -> EvalResult:
     result = evaluate(greedy_agent(run.policy, config.max_states_per_forward), config.env,
                       eval_seeds(config.eval_episodes), use_shield=config.shield)
     run.log.write(run.counters.global_step, {"eval/success_rate": result.success_rate, "eval/mean_length": result.mean_length})
+    run.last_greedy = result.success_rate
     if result.success_rate >= run.counters.best_eval:
         run.counters.best_eval = result.success_rate
         save_adapter(run.policy, Path(config.out) / "best")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from agent.actions import ACTION_PHRASES
 from agent.cli import check_range, option, out_option, parse_and_run
@@ -141,10 +142,12 @@ def train(config: SFTConfig) -> dict:
     log.write(0, {"losses/ce": initial_loss})
     print(f"epoch 0: ce {initial_loss:.4f}", flush=True)
     step = 0
+    bar = tqdm(total=total_steps, unit="step", disable=not config.progress, dynamic_ncols=True)
     for epoch in range(1, config.epochs + 1):
         epoch_began = time.perf_counter()
         order = torch.randperm(len(states), generator=generator).tolist()
         epoch_loss, epoch_weight = 0.0, 0.0
+        bar.set_description(f"epoch {epoch}/{config.epochs}")
         for start in range(0, len(order), config.batch_size):
             batch = order[start:start + config.batch_size]
             loss = weighted_ce(policy, [states[i] for i in batch], counts[batch])
@@ -153,6 +156,7 @@ def train(config: SFTConfig) -> dict:
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
                 step += 1
+                bar.update(1)
                 continue
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -160,14 +164,17 @@ def train(config: SFTConfig) -> dict:
             optimizer.step()
             scheduler.step()
             step += 1
+            bar.update(1)
             weight = float(counts[batch].sum())
             epoch_loss += loss.item() * weight
             epoch_weight += weight
+            bar.set_postfix(ce=f"{epoch_loss / epoch_weight:.4f}", states_per_s=f"{(start + len(batch)) / (time.perf_counter() - epoch_began):.1f}")
         seconds = time.perf_counter() - epoch_began
         log.write(epoch, {"losses/ce": epoch_loss / epoch_weight, "charts/learning_rate": scheduler.get_last_lr()[0],
                           "charts/states_per_second": len(states) / seconds})
-        print(f"epoch {epoch}: ce {epoch_loss / epoch_weight:.4f} ({seconds:.1f} s, {len(states) / seconds:.1f} states/s)", flush=True)
+        bar.write(f"epoch {epoch}: ce {epoch_loss / epoch_weight:.4f} ({seconds:.1f} s, {len(states) / seconds:.1f} states/s)")
 
+    bar.close()
     final_loss = dataset_loss(policy, states, counts, 64)
     save_adapter(policy, out / "final")
     train_seconds = time.perf_counter() - began
