@@ -268,3 +268,23 @@ def test_kl_penalty_to_the_frozen_base_is_computed_and_logged(tmp_path):
     kl = [v for _, v in read_metric(tmp_path / "run", "losses/kl_base")]
     assert summary["updates"] == 3 and len(kl) == 3
     assert kl[0] >= 0 and max(kl) > 0  # the adapter moved away from the base, and KL >= 0 says so
+
+
+def test_launcher_processes_reads_the_accelerate_parent(tmp_path):
+    import subprocess
+    import sys
+
+    from training.rl_finetune import launcher_processes
+
+    fake = tmp_path / "accelerate"  # what `accelerate launch` looks like in /proc: python .../bin/accelerate launch ...
+    fake.write_text("import time\ntime.sleep(60)\n")
+    for argv, expected in ((["launch", "--num_processes", "2", "train.py"], 2),
+                           (["launch", "--num_processes=4", "train.py"], 4),
+                           (["launch", "train.py"], None)):
+        proc = subprocess.Popen([sys.executable, str(fake), *argv])
+        try:
+            assert launcher_processes(proc.pid) == expected
+        finally:
+            proc.kill()
+            proc.wait()
+    assert launcher_processes() is None  # pytest is not accelerate

@@ -22,6 +22,7 @@ import envs  # noqa: F401  (first of all: it sets OpenMP's passive waiting befor
 
 import contextlib
 import json
+import os
 import random
 import resource
 import sys
@@ -176,12 +177,33 @@ def resolve_resume(config: PPOConfig) -> tuple[PPOConfig, Path | None, dict | No
 
 
 # ----- set-up ------------------------------------------------------------------------------
+def launcher_processes(parent: int | None = None) -> int | None:
+    """--num_processes of the `accelerate launch` that started this process, if one did (Linux)."""
+    try:
+        args = Path(f"/proc/{parent or os.getppid()}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    if not any(Path(a).name == "accelerate" or a.endswith("accelerate/commands/launch.py") for a in args[:3]):
+        return None
+    for i, arg in enumerate(args):
+        value = arg.split("=", 1)[1] if arg.startswith("--num_processes=") else (
+            args[i + 1] if arg == "--num_processes" and i + 1 < len(args) else None)
+        if value is not None:
+            return int(value) if value.isdigit() else None
+    return None
+
+
 def setup(config: PPOConfig, resume_files: dict | None) -> Run:
     from accelerate import Accelerator
 
     # cpu=True lets several CPU processes (torchrun / accelerate launch --multi_gpu) form a gloo group.
     accelerator = Accelerator(cpu=not torch.cuda.is_available() or config.device == "cpu")
     rank, world = accelerator.process_index, accelerator.num_processes
+    asked = launcher_processes()
+    if asked and asked > world:
+        fail(f"accelerate launch was asked for {asked} processes but started {world} (without --multi_gpu it runs one "
+             f"process on CPU): run accelerate launch --multi_gpu --num_processes {asked} training/rl_finetune.py ..., "
+             "which starts them on CPU (gloo) and GPU alike.")
     torch.set_num_threads(config.threads or max(1, torch.get_num_threads() // world))
     batch = config.num_envs * config.num_steps
     num_updates = config.total_steps // (batch * world)
