@@ -262,6 +262,8 @@ class LMPolicy(nn.Module):
                 ancestry[row] |= ancestry[inner.index(parent)]
         mask[:, width:, n_sys + width:] = ancestry
         mask = mask[:, None]
+        if self.backbone.config._attn_implementation == "eager":  # it adds the mask to the scores
+            mask = torch.zeros(mask.shape, device=dev).masked_fill(~mask, torch.finfo(torch.float32).min)
 
         cache = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in past],
                              config=self.backbone.config)

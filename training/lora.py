@@ -36,6 +36,8 @@ class TrainConfig(LMConfig):
     lora_rank: int = option(8, "LoRA rank r of a new adapter (a loaded --init-adapter keeps its own)")
     lora_alpha: int = option(16, "LoRA alpha of a new adapter, scale = alpha / r")
     target_modules: str = option("all-linear", "LoRA targets: all-linear or a comma list like q_proj,v_proj")
+    lora_layers: int = option(0, "LoRA in the top N decoder layers only (0 = every layer); the layers below run "
+                                 "without gradients, so a step costs less (docs/TRAINING.md, training cost)")
     bf16: bool | None = option(None, "bf16 autocast; default: on where it is fast (CUDA, CPUs with AVX512-BF16/AMX), "
                                      "off elsewhere, where emulated bf16 is 10x slower")
     eval_episodes: int = option(100, "greedy episodes on held-out seeds 0..N-1 (0 = no evaluation)")
@@ -45,6 +47,7 @@ class TrainConfig(LMConfig):
         super().__post_init__()
         check_range("--lora-rank", self.lora_rank, 1)
         check_range("--lora-alpha", self.lora_alpha, 1)
+        check_range("--lora-layers", self.lora_layers, 0)
         if not self.learning_rate > 0:
             raise ValueError(f"--learning-rate must be positive, not {self.learning_rate}; try 1e-4.")
         if not (self.max_grad_norm > 0 and math.isfinite(self.max_grad_norm)):  # 0 would clip every gradient to nothing
@@ -67,7 +70,7 @@ def parse_target_modules(text: str) -> str | list[str]:
 
 def trainable_policy(model: str = "smollm2-135m", init_adapter: str | None = None, rank: int = 8,
                      alpha: int = 16, target_modules: str = "all-linear", value_head: bool = True,
-                     bf16: bool | None = None, device=None) -> LMPolicy:
+                     bf16: bool | None = None, device=None, lora_layers: int = 0) -> LMPolicy:
     """Load `model`, add a fresh LoRA adapter or continue `init_adapter`, wrap as a policy.
 
     Only LoRA weights and the value head require gradients. LoRA dropout is left at 0 so
@@ -76,12 +79,24 @@ def trainable_policy(model: str = "smollm2-135m", init_adapter: str | None = Non
     from peft import LoraConfig, get_peft_model
 
     lm, tokenizer = load_model(model, device=device)
+    # Eager attention trains about 20% faster than SDPA here (its backward with our tree mask
+    # is slow on CPU); LMPolicy gives it the additive mask it needs.
+    lm.set_attn_implementation("eager")
     if init_adapter is not None:
         lm = load_adapter(lm, init_adapter, trainable=True)
     else:
+        n_layers = lm.config.num_hidden_layers
+        if lora_layers > n_layers:
+            raise ModelError(f"--lora-layers {lora_layers} is more than {model}'s {n_layers} layers: give 1..{n_layers}, "
+                             "or 0 for all.")
+        top = list(range(n_layers - lora_layers, n_layers)) if lora_layers else None
+        targets = parse_target_modules(target_modules)
+        if top and targets == "all-linear":  # peft takes a layer range only with module names
+            targets = sorted({name.rsplit(".", 1)[-1] for name, module in lm.named_modules()
+                              if isinstance(module, torch.nn.Linear) and ".layers." in name})
         try:
-            config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, bias="none",
-                                target_modules=parse_target_modules(target_modules), task_type="CAUSAL_LM")
+            config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, bias="none", layers_to_transform=top,
+                                target_modules=targets, task_type="CAUSAL_LM")
             lm = get_peft_model(lm, config)
         except ValueError as err:  # peft: "Target modules {...} not found in the base model"
             first = str(err).strip().splitlines()[0][:160]
@@ -89,9 +104,21 @@ def trainable_policy(model: str = "smollm2-135m", init_adapter: str | None = Non
                              "use all-linear or names like q_proj,v_proj.") from None
     lm.eval()  # no dropout anywhere: sampling noise comes only from the action sampler
     policy = LMPolicy(lm, tokenizer, bf16=bf16, value_head=value_head)
+    if policy.bf16 and policy.device.type == "cpu":
+        frozen_linears_to_bf16(lm)
     if value_head and init_adapter is not None and (Path(init_adapter) / VALUE_HEAD_FILE).is_file():
         load_value_head(policy, init_adapter)
     return policy
+
+
+def frozen_linears_to_bf16(lm) -> None:
+    """Store frozen linear weights in bf16. Autocast casts them to bf16 on every pass anyway
+    (it caches casts only of trainable weights), so this changes no number and saves the casts.
+    The LM head stays: it shares its weight with the fp32 input embeddings."""
+    head = lm.get_output_embeddings()
+    for module in lm.modules():
+        if isinstance(module, torch.nn.Linear) and module is not head and not module.weight.requires_grad:
+            module.weight.data = module.weight.data.to(torch.bfloat16)
 
 
 def trainable_parameters(policy: LMPolicy) -> list[torch.nn.Parameter]:

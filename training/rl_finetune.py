@@ -215,7 +215,8 @@ def setup(config: PPOConfig, resume_files: dict | None) -> Run:
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     policy = lora.trainable_policy(config.model, config.init_adapter, config.lora_rank, config.lora_alpha,
-                                   config.target_modules, value_head=True, bf16=config.bf16, device=accelerator.device)
+                                   config.target_modules, value_head=True, bf16=config.bf16, device=accelerator.device,
+                                   lora_layers=config.lora_layers)
     params = lora.trainable_parameters(policy)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, eps=1e-5)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -121,7 +121,7 @@ def train(config: SFTConfig) -> dict:
     began = time.perf_counter()
     policy = lora.trainable_policy(config.model, rank=config.lora_rank, alpha=config.lora_alpha,
                                    target_modules=config.target_modules, value_head=False, bf16=config.bf16,
-                                   device=config.device)
+                                   device=config.device, lora_layers=config.lora_layers)
     # Write nothing before the model has loaded: a bad --model must leave an existing --out as it was.
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
