@@ -24,9 +24,8 @@ import tempfile
 import typing
 from pathlib import Path
 
-import torch
-
 import envs
+from agent import threads as agent_threads
 from agent.models import BUILTIN_MODELS, DEFAULT_MODEL, ModelError, parse_device
 
 MAX_SEED = 2**31 - 1
@@ -153,17 +152,19 @@ def check_device(device: str | None) -> None:
 
 
 def set_threads(threads: int) -> None:
-    """`--threads`: 0 keeps torch's default; otherwise the CPU threads torch may use."""
+    """`--threads`: N fixes torch's CPU threads; 0 sizes them to the free cores as the run goes."""
     if threads:
-        torch.set_num_threads(threads)
+        agent_threads.fixed(threads)
+    else:
+        agent_threads.auto()
 
 
 # ----- options that several CLIs share: declared once, one meaning everywhere ------------
 ENV_DOC = "Gymnasium id or short family name (MiniGrid-DoorKey -> MiniGrid-DoorKey-5x5-v0)"
 SEED_DOC = "seed of the first episode or of the run's randomness"
 MODEL_DOC = f"{' or '.join(BUILTIN_MODELS)}, a Hugging Face folder, a .gguf file or a hub id"
-THREADS_DOC = ("torch CPU threads per process (0 = torch's default: all cores, waiting passively, so another busy "
-               "process costs about a core, not a collapse; see envs/__init__.py)")
+THREADS_DOC = ("torch CPU threads per process (0 = the cores other processes leave free, re-checked as the run "
+               "goes, so a busy machine costs a core, not a collapse; fix N for bitwise-reproducible runs)")
 DEVICE_DOC = "cpu or cuda (default: cuda when available)"
 
 

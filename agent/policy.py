@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from agent import threads
 from agent.actions import ACTION_PHRASES, action_index, parse_action
 from agent.models import ModelError, load_model, parse_device
 from agent.prompts import GENERATE_SYSTEM, REASON_SYSTEM, SCORE_SYSTEM, PromptFormat, encode
@@ -113,6 +114,9 @@ def common_prefix(rows: list[list[int]]) -> tuple[int, ...]:
     while n < limit and all(r[n] == first[n] for r in rows):
         n += 1
     return tuple(first[:n])
+
+
+LOWER_CACHE = 20_000  # states whose frozen lower-layer outputs are kept (about 0.1 MB each)
 
 
 def bf16_is_fast(device: torch.device) -> bool:
@@ -223,13 +227,17 @@ class LMPolicy(nn.Module):
         """Like `score`, from token ids of the state parts (what rollouts store)."""
         from transformers import DynamicCache
 
+        threads.follow()
+
         dev, tree = self.device, self.tree
         # Only nodes with children run through the model: a leaf's log-prob comes from its
         # parent's output, so leaves (7 of 11 nodes here) cost nothing but an LM-head lookup.
-        inner = [i for i in range(len(tree.tokens)) if i in set(tree.parents)]
+        inner = self._inner_nodes()
         batch, n_nodes = len(state_ids), len(inner)
+        frozen = self._frozen_layers()
         # Tokens that every row starts with (the mission, usually) run once, batch 1, cached.
-        shared = common_prefix(state_ids) if batch > 1 else ()
+        # Not when the frozen lower layers are cached per state: those rows need all their tokens.
+        shared = common_prefix(state_ids) if batch > 1 and not frozen else ()
         state_ids = [s[len(shared):] for s in state_ids]
         past = self._prefix_kv(shared)
         lengths = torch.tensor([len(s) for s in state_ids], device=dev)
@@ -268,8 +276,13 @@ class LMPolicy(nn.Module):
         cache = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in past],
                              config=self.backbone.config)
         with self.autocast():
-            hidden = self.backbone(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                   cache=cache, use_cache=True).last_hidden_state
+            if frozen:
+                lower = self._lower_hidden(state_ids, ids, mask, positions, cache, frozen)
+                upper = self._run_layers(lower, self.backbone.layers[frozen:], mask, positions, cache)
+                hidden = self.backbone.norm(upper)
+            else:
+                hidden = self.backbone(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                       cache=cache, use_cache=True).last_hidden_state
         last = hidden[torch.arange(batch, device=dev), lengths - 1]  # B x H, predicts first tokens
         # Log-probs only where needed: the state end (for first tokens) and each inner node.
         needed = torch.cat([last[:, None], hidden[:, width:]], 1)  # B x (1 + N) x H
@@ -283,6 +296,51 @@ class LMPolicy(nn.Module):
         values = self.value_head(last.float()).squeeze(-1) if self.value_head is not None else None
         return ActionScores(torch.log_softmax(scaled, -1), values, sums, tokens=int(lengths.sum()) + batch * n_nodes + len(shared))
 
+    def _frozen_layers(self) -> int:
+        """How many bottom decoder layers have no trainable weight, when some layer above has
+        one (LoRA on the top layers only); else 0. Those layers' outputs are cached per state."""
+        layers = self.backbone.layers
+        trainable = [any(p.requires_grad for p in layer.parameters()) for layer in layers]
+        return trainable.index(True) if any(trainable) else 0
+
+    def _run_layers(self, hidden, layers, mask, positions, cache):
+        embeddings = self.backbone.rotary_emb(hidden, position_ids=positions)
+        for layer in layers:
+            hidden = layer(hidden, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                           position_embeddings=embeddings)
+        return hidden
+
+    def _lower_hidden(self, state_ids, ids, mask, positions, cache, frozen: int) -> torch.Tensor:
+        """The rows' hidden states after the `frozen` bottom layers. They never change (no
+        trainable weight below, the system part's KV there is fixed), so each state's rows
+        are computed once, without gradients, and kept (up to LOWER_CACHE states)."""
+        from transformers import DynamicCache
+
+        store = self.__dict__.setdefault("_lower_cache", {})
+        width = ids.shape[1] - len(self._inner_nodes())
+        todo = [row for row, s in enumerate(state_ids) if (tuple(s), self.bf16) not in store]
+        if todo:
+            with torch.no_grad():
+                sub = DynamicCache(ddp_cache_data=[(k[todo], v[todo]) for k, v in
+                                                   ((layer.keys, layer.values) for layer in cache.layers[:frozen])],
+                                   config=self.backbone.config)
+                out = self._run_layers(self.backbone.embed_tokens(ids[todo]), self.backbone.layers[:frozen],
+                                       mask[todo], positions[todo], sub)
+            for i, row in enumerate(todo):
+                n = len(state_ids[row])
+                if len(store) >= LOWER_CACHE:
+                    store.pop(next(iter(store)))
+                store[(tuple(state_ids[row]), self.bf16)] = torch.cat([out[i, :n], out[i, width:]])
+        hidden = self.backbone.embed_tokens(ids).new_zeros(ids.shape + (self.backbone.config.hidden_size,))
+        for row, s in enumerate(state_ids):
+            kept = store[(tuple(s), self.bf16)]
+            hidden[row, : len(s)] = kept[: len(s)]
+            hidden[row, width:] = kept[len(s):]
+        return hidden
+
+    def _inner_nodes(self) -> list[int]:
+        return [i for i in range(len(self.tree.tokens)) if i in set(self.tree.parents)]
+
     # ----- generate mode ---------------------------------------------------------------
     @torch.no_grad()
     def generate(self, observations: list[str], reason: bool = False, greedy: bool = True,
@@ -293,6 +351,7 @@ class LMPolicy(nn.Module):
         in score mode is executed instead (`Generation.fallback`), so episodes go on and
         the invalid rate stays visible.
         """
+        threads.follow()
         fmt = PromptFormat.for_tokenizer(self.tokenizer, REASON_SYSTEM if reason else GENERATE_SYSTEM)
         max_new_tokens = max_new_tokens or (40 if reason else 8)
         rows = [encode(self.tokenizer, fmt.text(o)) for o in observations]

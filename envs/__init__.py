@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import difflib
-import os
 import re
 
 import gymnasium
@@ -19,13 +18,6 @@ __all__ = ["DEFAULT_ENV", "EnvUnavailableError", "UnknownEnvError", "check_env",
            "make", "resolve_env_id"]
 
 DEFAULT_ENV = "MiniGrid-DoorKey-5x5-v0"
-
-# torch's OpenMP threads spin while they wait for work. With one other busy process on a
-# 2-core machine that made a scoring call 2-4x slower; waiting passively costs about 10%
-# when the machine is busy and nothing when it is quiet (docs/BENCHMARKS.md, "Busy machine").
-# OpenMP reads this once, when torch loads it, so every package and script imports envs
-# before torch; a user's own OMP_WAIT_POLICY wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _PREFIXES = ("MiniGrid-", "BabyAI-")
 _VERSION = re.compile(r"-v(\d+)$")

@@ -12,10 +12,6 @@ everything from reward.
 
 from __future__ import annotations
 
-import envs  # (first of all: it sets OpenMP's passive waiting before torch loads)
-
-# isort: split
-
 import json
 import sys
 import time
@@ -27,6 +23,8 @@ import torch
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 from torch import nn
 
+import envs
+from agent import threads
 from agent.cli import CommonConfig, check_out_folder, check_range, option, out_option, parse_and_run
 from agent.episodes import Decision, take_step
 from envs import seeds as seed_policy
@@ -151,6 +149,7 @@ def train(cfg: BaselineConfig) -> dict:
                                       last_value, cfg.gamma, cfg.gae_lambda)
         flat = lambda a: torch.as_tensor(a).reshape(batch, *a.shape[2:])  # noqa: E731
         bx, ba, blp, bv, badv, bret = flat(x), flat(actions), flat(logps), flat(values), flat(advantages), flat(returns)
+        threads.follow()
         for _ in range(cfg.update_epochs):
             order = rng.permutation(batch)
             for mb in np.split(order, cfg.num_minibatches):

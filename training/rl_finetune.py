@@ -16,10 +16,6 @@ log, evaluate, checkpoint. See docs/TRAINING.md.
 
 from __future__ import annotations
 
-import envs  # noqa: F401  (first of all: it sets OpenMP's passive waiting before torch loads)
-
-# isort: split
-
 import contextlib
 import json
 import os
@@ -34,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from agent import threads
 from agent.cli import check_out_folder, check_range, fail, option, parse_and_run, switch
 from agent.policy import save_adapter
 from agent.scoring import CachedScorer
@@ -204,7 +201,8 @@ def setup(config: PPOConfig, resume_files: dict | None) -> Run:
         fail(f"accelerate launch was asked for {asked} processes but started {world} (without --multi_gpu it runs one "
              f"process on CPU): run accelerate launch --multi_gpu --num_processes {asked} training/rl_finetune.py ..., "
              "which starts them on CPU (gloo) and GPU alike.")
-    torch.set_num_threads(config.threads or max(1, torch.get_num_threads() // world))
+    if world > 1 and not config.threads:  # the processes share the cores
+        threads.auto(cap=max(1, (os.cpu_count() or 1) // world))
     batch = config.num_envs * config.num_steps
     num_updates = config.total_steps // (batch * world)
     if num_updates < 1:

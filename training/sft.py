@@ -14,10 +14,6 @@ as training on every pair. The result (`OUT/final`) loads with
 
 from __future__ import annotations
 
-import envs  # (first of all: it sets OpenMP's passive waiting before torch loads)
-
-# isort: split
-
 import json
 import random
 import time
@@ -28,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import envs
 from agent.actions import ACTION_PHRASES
 from agent.cli import check_range, option, out_option, parse_and_run
 from agent.episodes import take_step
