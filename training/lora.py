@@ -36,8 +36,9 @@ class TrainConfig(LMConfig):
     lora_rank: int = option(8, "LoRA rank r of a new adapter (a loaded --init-adapter keeps its own)")
     lora_alpha: int = option(16, "LoRA alpha of a new adapter, scale = alpha / r")
     target_modules: str = option("all-linear", "LoRA targets: all-linear or a comma list like q_proj,v_proj")
-    lora_layers: int = option(0, "LoRA in the top N decoder layers only (0 = every layer); the layers below run "
-                                 "without gradients, so a step costs less (docs/TRAINING.md, training cost)")
+    lora_layers: int = option(0, "LoRA of a new adapter in the top N decoder layers only (0 = every layer): the "
+                                 "layers below are computed once per state and cached, about 3.5x faster "
+                                 "(docs/TRAINING.md, training cost); a loaded --init-adapter keeps its own")
     bf16: bool | None = option(None, "bf16 autocast; default: on where it is fast (CUDA, CPUs with AVX512-BF16/AMX), "
                                      "off elsewhere, where emulated bf16 is 10x slower")
     eval_episodes: int = option(100, "greedy episodes on held-out seeds 0..N-1 (0 = no evaluation)")
@@ -85,11 +86,8 @@ def trainable_policy(model: str = "smollm2-135m", init_adapter: str | None = Non
     if init_adapter is not None:
         lm = load_adapter(lm, init_adapter, trainable=True)
     else:
-        n_layers = lm.config.num_hidden_layers
-        if lora_layers > n_layers:
-            raise ModelError(f"--lora-layers {lora_layers} is more than {model}'s {n_layers} layers: give 1..{n_layers}, "
-                             "or 0 for all.")
-        top = list(range(n_layers - lora_layers, n_layers)) if lora_layers else None
+        n_layers = lm.config.num_hidden_layers  # a model with N layers or fewer gets LoRA in all of them
+        top = list(range(n_layers - lora_layers, n_layers)) if 0 < lora_layers < n_layers else None
         targets = parse_target_modules(target_modules)
         if top and targets == "all-linear":  # peft takes a layer range only with module names
             targets = sorted({name.rsplit(".", 1)[-1] for name, module in lm.named_modules()
