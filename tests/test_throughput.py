@@ -19,7 +19,8 @@ def test_throughput_reports_every_method_and_agrees_on_argmax(capsys):
     assert result["matmul"]["fp32_gflops"] > 0
 
 
-def test_repeated_baseline_matches_policy_scores(tiny):
+@pytest.mark.parametrize("baseline", ["repeated_scores", "kv_cached_scores"])
+def test_baselines_match_policy_scores(tiny, baseline):
     import torch
 
     from agent.policy import LMPolicy
@@ -27,20 +28,7 @@ def test_repeated_baseline_matches_policy_scores(tiny):
     policy = LMPolicy(*tiny, bf16=False)
     texts = throughput.sample_states(3)
     with torch.no_grad():
-        base = throughput.repeated_scores(tiny[0], tiny[1], policy, texts)
-        fast = policy.score(texts).phrase_log_likelihoods
-    torch.testing.assert_close(base, fast, atol=1e-4, rtol=1e-4)
-
-
-def test_hf_kv_baseline_matches_policy_scores(tiny):
-    import torch
-
-    from agent.policy import LMPolicy
-
-    policy = LMPolicy(*tiny, bf16=False)
-    texts = throughput.sample_states(3)
-    with torch.no_grad():
-        base = throughput.kv_cached_scores(tiny[0], tiny[1], policy, texts)
+        base = getattr(throughput, baseline)(tiny[0], tiny[1], policy, texts)
         fast = policy.score(texts).phrase_log_likelihoods
     torch.testing.assert_close(base, fast, atol=1e-4, rtol=1e-4)
 
