@@ -154,6 +154,10 @@ class LMPolicy(nn.Module):
         self._phrase_lengths = torch.tensor([len(p) for p in self.tree.paths], device=self.device)
         self._prefix_cache: dict[tuple[int, ...], list] = {}
         self._prefix_key = None
+        # Only nodes with children run through the model: a leaf's log-prob comes from its
+        # parent's output, so leaves (7 of 11 nodes here) cost nothing but an LM-head lookup.
+        self._inner = [i for i in range(len(self.tree.tokens)) if i in set(self.tree.parents)]
+        self._lower_cache: dict[tuple[tuple[int, ...], bool], torch.Tensor] = {}  # see _lower_hidden
 
     # ----- helpers -------------------------------------------------------------------
     def autocast(self):
@@ -230,9 +234,7 @@ class LMPolicy(nn.Module):
         threads.follow()
 
         dev, tree = self.device, self.tree
-        # Only nodes with children run through the model: a leaf's log-prob comes from its
-        # parent's output, so leaves (7 of 11 nodes here) cost nothing but an LM-head lookup.
-        inner = self._inner_nodes()
+        inner = self._inner
         batch, n_nodes = len(state_ids), len(inner)
         frozen = self._frozen_layers()
         # Tokens that every row starts with (the mission, usually) run once, batch 1, cached.
@@ -316,8 +318,8 @@ class LMPolicy(nn.Module):
         are computed once, without gradients, and kept (up to LOWER_CACHE states)."""
         from transformers import DynamicCache
 
-        store = self.__dict__.setdefault("_lower_cache", {})
-        width = ids.shape[1] - len(self._inner_nodes())
+        store = self._lower_cache
+        width = ids.shape[1] - len(self._inner)
         todo = [row for row, s in enumerate(state_ids) if (tuple(s), self.bf16) not in store]
         if todo:
             with torch.no_grad():
@@ -331,15 +333,12 @@ class LMPolicy(nn.Module):
                 if len(store) >= LOWER_CACHE:
                     store.pop(next(iter(store)))
                 store[(tuple(state_ids[row]), self.bf16)] = torch.cat([out[i, :n], out[i, width:]])
-        hidden = self.backbone.embed_tokens(ids).new_zeros(ids.shape + (self.backbone.config.hidden_size,))
-        for row, s in enumerate(state_ids):
-            kept = store[(tuple(s), self.bf16)]
+        rows = [store[(tuple(s), self.bf16)] for s in state_ids]
+        hidden = rows[0].new_zeros(ids.shape + rows[0].shape[-1:])
+        for row, (s, kept) in enumerate(zip(state_ids, rows)):
             hidden[row, : len(s)] = kept[: len(s)]
             hidden[row, width:] = kept[len(s):]
         return hidden
-
-    def _inner_nodes(self) -> list[int]:
-        return [i for i in range(len(self.tree.tokens)) if i in set(self.tree.parents)]
 
     # ----- generate mode ---------------------------------------------------------------
     @torch.no_grad()

@@ -218,25 +218,25 @@ def run(model_spec: str, batch_sizes: list[int], states: int, min_seconds: float
     return result
 
 
-def cpu_name() -> str:
+def cpuinfo(field: str) -> str | None:
+    """The first value of `field` ("model name", "flags") in /proc/cpuinfo; None without it."""
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return None
+
+
+def cpu_name() -> str:
+    return cpuinfo("model name") or platform.processor() or "unknown"
 
 
 def cpu_flags() -> list[str]:
     """The CPU features that decide the fast dtype (AVX2, AVX-512, native bf16, AMX)."""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("flags"):
-                return sorted(f for f in line.split(":", 1)[1].split() if f in SPEED_FLAGS)
-    except OSError:
-        pass
-    return []
+    return sorted(f for f in (cpuinfo("flags") or "").split() if f in SPEED_FLAGS)
 
 
 SPEED_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"}

@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 from agent.cli import option, parse_and_run
@@ -49,14 +50,21 @@ def rates(name: str, stdout: str) -> dict[str, float]:
     return {f"throughput batch {row['batch']}": row["optimised_decisions_per_s"] for row in result["batches"]}
 
 
-def measure(name: str, command: list[str], busy: bool, flags: list[str]) -> dict[str, float]:
+def run_beside(busy: bool, command: list[str], settle: float = 0.0, **kwargs) -> subprocess.CompletedProcess:
+    """Run `command` (output captured), with one other CPU-bound process started `settle`
+    seconds before it and killed after it when `busy`."""
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
     try:
-        out = subprocess.run(command + flags, capture_output=True, text=True, check=False)
+        time.sleep(settle if busy else 0)
+        return subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
     finally:
         if hog:
             hog.kill()
             hog.wait()
+
+
+def measure(name: str, command: list[str], busy: bool, flags: list[str]) -> dict[str, float]:
+    out = run_beside(busy, command + flags)
     if out.returncode:
         raise SystemExit(f"{' '.join(command + flags)} failed:\n{out.stderr[-2000:]}")
     return rates(name, out.stdout)

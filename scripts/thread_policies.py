@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
+
+from busy_check import run_beside  # scripts/ is on sys.path when run as a script
 
 from agent.cli import option, parse_and_run
 
@@ -73,15 +73,8 @@ def measure(config: PoliciesConfig) -> int:
     table: dict[str, dict[str, float]] = {}
     for busy in (False, True):
         for name, (env, threads) in POLICIES.items():
-            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
-            try:
-                time.sleep(0.5 if busy else 0)
-                out = subprocess.run([sys.executable, "-c", WORKER, threads, str(config.seconds)],
-                                     env={**os.environ, **env}, capture_output=True, text=True, check=False)
-            finally:
-                if hog:
-                    hog.kill()
-                    hog.wait()
+            out = run_beside(busy, [sys.executable, "-c", WORKER, threads, str(config.seconds)], settle=0.5,
+                             env={**os.environ, **env})
             line = next((x for x in out.stdout.splitlines() if x.startswith("RATES ")), None)
             if line is None:
                 raise SystemExit(f"the worker failed:\n{out.stderr[-2000:]}")

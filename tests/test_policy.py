@@ -140,3 +140,37 @@ def test_bf16_choice_matches_fp32_on_fixed_states(smollm2):
     fp32 = LMPolicy(*smollm2, bf16=False).score(OBSERVATIONS)
     bf16 = LMPolicy(*smollm2, bf16=True).score(OBSERVATIONS)
     assert torch.equal(fp32.actions, bf16.actions)
+
+
+def test_cached_lower_layers_give_the_full_pass_scores_and_gradients():
+    """LoRA in the top layer only: the frozen layer below is run once per state and cached
+    (`LMPolicy._lower_hidden`); scores and LoRA gradients equal the full forward pass's."""
+    import torch
+
+    from evals.throughput import sample_states
+    from training.lora import trainable_parameters, trainable_policy
+
+    policy = trainable_policy("tiny-random", rank=4, value_head=True, bf16=False, device="cpu", lora_layers=1)
+    torch.manual_seed(0)
+    for name, weight in policy.named_parameters():
+        if "lora_B" in name:  # a non-zero adapter, so the top layer's LoRA matters
+            weight.data.normal_(0, 0.1)
+    assert policy._frozen_layers() == 1
+    ids = [policy.state_ids(t) for t in dict.fromkeys(sample_states(12))][:5]
+    params = trainable_parameters(policy)
+
+    def scores_and_grads():
+        for p in params:
+            p.grad = None
+        out = policy.score_ids(ids)
+        (out.log_probs[:, 2].sum() + out.values.sum()).backward()
+        return out.log_probs.detach(), torch.cat([p.grad.flatten() for p in params])
+
+    split = scores_and_grads()
+    assert len(policy._lower_cache) == len(ids)
+    again = scores_and_grads()  # now from the cache
+    policy._frozen_layers = lambda: 0
+    full = scores_and_grads()
+    for got in (split, again):
+        torch.testing.assert_close(got[0], full[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got[1], full[1], atol=1e-5, rtol=1e-4)
