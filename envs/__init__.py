@@ -8,14 +8,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import re
 
 import gymnasium
 import minigrid  # noqa: F401  (importing it registers the MiniGrid-* and BabyAI-* ids)
 
+from envs import babyai_text
+from envs.mixture import TaskMixture
+
+babyai_text.register()  # GLAM's BabyAI-Text tasks: BabyAI-Text*-v0
+
 __all__ = ["DEFAULT_ENV", "EnvUnavailableError", "UnknownEnvError", "check_env", "family_defaults", "list_env_ids",
-           "make", "resolve_env_id"]
+           "make", "resolve_env_id", "QuietReset"]
 
 DEFAULT_ENV = "MiniGrid-DoorKey-5x5-v0"
 
@@ -108,6 +115,8 @@ def resolve_env_id(name: str) -> str:
     `MiniGrid-DoorKey` (family default, see `make`), `doorkey` (prefix optional).
     Raises UnknownEnvError listing up to 5 close names otherwise.
     """
+    if "+" in name:
+        return "+".join(resolve_env_id(part) for part in name.split("+"))
     aliases = _aliases()
     env_id = aliases.get(name.strip().lower())
     if env_id is not None:
@@ -120,6 +129,14 @@ def resolve_env_id(name: str) -> str:
         canonical.setdefault(full.lower().split("-", 1)[1], full)
     close = difflib.get_close_matches(name.strip().lower(), list(canonical), n=10, cutoff=0.6)
     raise UnknownEnvError(name, list(dict.fromkeys(canonical[c] for c in close))[:5])
+
+
+class QuietReset(gymnasium.Wrapper):
+    """Resets without the "Sampling rejected: ..." lines upstream BabyAI levels print."""
+
+    def reset(self, **kwargs):
+        with contextlib.redirect_stdout(io.StringIO()):
+            return self.env.reset(**kwargs)
 
 
 def make(name: str, seed: int | None = None, **kwargs) -> gymnasium.Env:
@@ -163,7 +180,11 @@ def make(name: str, seed: int | None = None, **kwargs) -> gymnasium.Env:
     >>> sorted(obs)
     ['direction', 'image', 'mission']
     """
-    env = gymnasium.make(resolve_env_id(name), **kwargs)
+    env_id = resolve_env_id(name)
+    if "+" in env_id:
+        env = QuietReset(TaskMixture({part: gymnasium.make(part, **kwargs) for part in env_id.split("+")}))
+    else:
+        env = QuietReset(gymnasium.make(env_id, **kwargs))
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)
@@ -179,8 +200,7 @@ def check_env(name: str) -> str:
     """
     env_id = resolve_env_id(name)
     try:
-        env = gymnasium.make(env_id)
-        env.reset(seed=0)
+        env = make(env_id, seed=0)
         env.close()
     except Exception as err:  # whatever the env raises, it cannot be played here
         detail = (str(err).strip().splitlines() or [""])[0][:120]

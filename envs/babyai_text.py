@@ -1,0 +1,123 @@
+"""GLAM's BabyAI-Text tasks (Carta et al., ICML 2023) on upstream minigrid's LevelGen.
+
+One 8x8 room with 8 distractors and the agent placed at random; five kinds of mission:
+
+    goto              go to an object (9 objects in the room)
+    pickup            pick up an object (9 objects)
+    open              open the locked door between two rooms; its key is in the agent's room
+    putnext           put A next to B (10 objects)
+    pickup-then-goto  pick up A, then go to B / go to B after you pick up A (10 objects)
+
+Generalisation test (GLAM's MixedTrainLocal/MixedTestLocal): training missions never
+mention a yellow box, red key, red door, green ball or grey door, and locked doors are
+yellow, green, blue or purple; test missions mention one of those and lock red or grey
+doors. Registered ids, with short names without the `BabyAI-` prefix:
+
+    BabyAI-Text{GoTo,Pickup,Open,PutNext,PickupThenGoTo}{Train,Test}-v0   one kind
+    BabyAI-TextMixedTrainLocal-v0, BabyAI-TextMixedTestLocal-v0           a kind per episode
+
+>>> import envs
+>>> env = envs.make("TextMixedTestLocal", seed=4)
+>>> env.unwrapped.task in KINDS
+True
+>>> any(words in env.unwrapped.mission for words in HELD_OUT_WORDS)
+True
+"""
+
+from __future__ import annotations
+
+import gymnasium
+from minigrid.envs.babyai.core.levelgen import LevelGen
+from minigrid.envs.babyai.core.roomgrid_level import RejectSampling
+from envs.mixture import TaskMixture
+from minigrid.envs.babyai.core.verifier import (
+    AfterInstr,
+    BeforeInstr,
+    GoToInstr,
+    ObjDesc,
+    OpenInstr,
+    PickupInstr,
+    PutNextInstr,
+)
+
+KINDS = ("goto", "pickup", "open", "putnext", "pickup-then-goto")
+KIND_IDS = {"goto": "GoTo", "pickup": "Pickup", "open": "Open", "putnext": "PutNext",
+            "pickup-then-goto": "PickupThenGoTo"}
+HELD_OUT_WORDS = ("yellow box", "red key", "red door", "green ball", "grey door")
+TRAIN_DOOR_COLORS, TEST_DOOR_COLORS = ("yellow", "green", "blue", "purple"), ("red", "grey")
+ROOM_SIZE, DISTRACTORS = 8, 8
+
+
+def kind_id(kind: str, split: str) -> str:
+    """Gymnasium id of one kind: kind_id("goto", "train") == "BabyAI-TextGoToTrain-v0"."""
+    return f"BabyAI-Text{KIND_IDS[kind]}{split.capitalize()}-v0"
+
+
+MIXED_TRAIN_ID, MIXED_TEST_ID = "BabyAI-TextMixedTrainLocal-v0", "BabyAI-TextMixedTestLocal-v0"
+
+
+class TextLevel(LevelGen):
+    """One kind of BabyAI-Text mission; `held_out` picks the test combinations."""
+
+    def __init__(self, kind: str, held_out: bool = False, **kwargs):
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}.")
+        self.task, self.held_out = kind, held_out
+        self.level_id = kind_id(kind, "test" if held_out else "train")  # whose split cuts apply
+        super().__init__(room_size=ROOM_SIZE, num_rows=1, num_cols=2 if kind == "open" else 1,
+                         num_dists=DISTRACTORS, locations=False, unblocking=False, implicit_unlock=False,
+                         action_kinds=(kind,), instr_kinds=("action",), **kwargs)
+
+    def gen_mission(self):
+        if self.task == "open":
+            self._open_mission()
+        else:
+            self.place_agent()
+            extra = 1 if self.task in ("goto", "pickup") else 2  # GLAM's 9 or 10 objects
+            objs = self.add_distractors(num_distractors=self.num_dists + extra, all_unique=False)
+            if not self.check_objs_reachable(raise_exc=False):
+                raise RejectSampling("an object is walled in by others")
+            a = self._rand_elem(objs)
+            b = self._rand_elem([o for o in objs if (o.type, o.color) != (a.type, a.color)] or objs)
+            if self.task == "goto":
+                self.instrs = GoToInstr(ObjDesc(a.type, a.color))
+            elif self.task == "pickup":
+                self.instrs = PickupInstr(ObjDesc(a.type, a.color))
+            elif self.task == "putnext":
+                self.instrs = PutNextInstr(ObjDesc(a.type, a.color), ObjDesc(b.type, b.color))
+            else:
+                pick, go = PickupInstr(ObjDesc(a.type, a.color)), GoToInstr(ObjDesc(b.type, b.color))
+                self.instrs = BeforeInstr(pick, go) if self._rand_bool() else AfterInstr(go, pick)
+        mentions = any(words in self.instrs.surface(self) for words in HELD_OUT_WORDS)
+        if mentions != self.held_out:
+            raise RejectSampling("the mission is in the other split of combinations")
+
+    def _open_mission(self):
+        color = self._rand_elem(TEST_DOOR_COLORS if self.held_out else TRAIN_DOOR_COLORS)
+        locked = self._rand_int(0, 2)  # which of the two rooms is behind the door
+        here = 1 - locked
+        self.add_door(0, 0, door_idx=0, color=color, locked=True)
+        self.add_object(here, 0, "key", color)
+        self.add_distractors(here, 0, num_distractors=self.num_dists, all_unique=False)
+        self.place_agent(here, 0)
+        if not self.check_objs_reachable(raise_exc=False):
+            raise RejectSampling("an object is walled in by others")
+        named = color if self.held_out else self._rand_elem([None, color])
+        self.instrs = OpenInstr(ObjDesc("door", named))
+
+
+def _mixed(held_out: bool, env_id: str):
+    return lambda **kwargs: TaskMixture({kind: TextLevel(kind, held_out, **kwargs) for kind in KINDS},
+                                        gymnasium.spec(env_id))
+
+
+def register() -> None:
+    """Register every BabyAI-Text id with gymnasium (idempotent)."""
+    for kind in KINDS:
+        for split, held_out in (("train", False), ("test", True)):
+            if kind_id(kind, split) not in gymnasium.registry:
+                gymnasium.register(kind_id(kind, split), entry_point=TextLevel,
+                                   kwargs={"kind": kind, "held_out": held_out})
+    for env_id, held_out in ((MIXED_TRAIN_ID, False), (MIXED_TEST_ID, True)):
+        if env_id not in gymnasium.registry:
+            gymnasium.register(env_id, entry_point=_mixed(held_out, env_id))

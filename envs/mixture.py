@@ -1,0 +1,54 @@
+"""Several envs as one: a task drawn per episode, so one run trains or tests on all of them.
+
+`envs.make("A+B")` gives a TaskMixture over A and B; the BabyAI-Text mixtures are
+registered ones. `task_of(env)` names the task being played (for per-task logs).
+
+>>> import envs
+>>> env = envs.make("MiniGrid-DoorKey-5x5-v0+MiniGrid-DoorKey-6x6-v0")
+>>> sorted({task_of(env) for seed in range(20) if env.reset(seed=seed)})
+['MiniGrid-DoorKey-5x5-v0', 'MiniGrid-DoorKey-6x6-v0']
+"""
+
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+
+__all__ = ["TaskMixture", "level_env_id", "task_of"]
+
+
+class TaskMixture(gymnasium.Wrapper):
+    """A task drawn uniformly per episode (from the reset seed), then that task's level.
+
+    Reset with seed s plays the level the drawn task's own env gives for s. `unwrapped`
+    is the task being played, so perception, the expert and fingerprints see a plain env.
+    """
+
+    def __init__(self, tasks: dict[str, gymnasium.Env], spec=None):
+        self.tasks = tasks
+        self.names = list(tasks)
+        super().__init__(tasks[self.names[0]])
+        self._spec = spec
+        self._rng = np.random.default_rng()
+
+    @property
+    def spec(self):
+        return self._spec
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.env = self.tasks[self.names[int(self._rng.integers(len(self.names)))]]
+        return self.env.reset(seed=seed, options=options)
+
+
+def task_of(env: gymnasium.Env) -> str:
+    """The task of the episode being played: a BabyAI-Text kind ("goto") or an env id."""
+    base = env.unwrapped
+    return getattr(base, "task", None) or base.spec.id
+
+
+def level_env_id(env: gymnasium.Env) -> str:
+    """Id of the single env whose levels are being played (the one its level split is cut for)."""
+    base = env.unwrapped
+    return getattr(base, "level_id", None) or base.spec.id
