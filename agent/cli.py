@@ -161,6 +161,10 @@ def set_threads(threads: int) -> None:
 
 # ----- options that several CLIs share: declared once, one meaning everywhere ------------
 ENV_DOC = "Gymnasium id or short family name (MiniGrid-DoorKey -> MiniGrid-DoorKey-5x5-v0)"
+SPLIT_DOC = ("levels to play, each once: test (final numbers) or validation (tuning, checkpoint choice), which "
+             "training never samples (envs/levels.py), or all (held out or not: for untrained agents and families "
+             "too small to split)")
+SPLITS = ("test", "validation", "all")
 SEED_DOC = "seed of the first episode or of the run's randomness"
 MODEL_DOC = f"{' or '.join(BUILTIN_MODELS)}, a Hugging Face folder, a .gguf file or a hub id"
 THREADS_DOC = ("torch CPU threads per process (0 = the cores other processes leave free, re-checked as the run "

@@ -27,6 +27,7 @@ from agent.actions import ACTION_PHRASES
 from agent.perception import describe
 from agent.scoring import CachedScorer
 from envs.expert import expert_action
+from envs.mixture import task_of
 
 HAZARDS = ("lava",)
 _IDX_TO_STATE = {v: k for k, v in STATE_TO_IDX.items()}
@@ -60,6 +61,7 @@ class Step:
 class Episode:
     env_id: str
     seed: int
+    task: str = ""  # the task played: a mixture's kind or env id (envs.mixture.task_of)
     steps: list[Step] = field(default_factory=list)
     success: bool = False
     total_return: float = 0.0
@@ -180,8 +182,9 @@ def play(agent, env_id: str, seeds: list[int], max_steps: int | None = None, bat
         group = seeds[start:start + batch]
         env_list = [envs.make(env_id, render_mode="rgb_array" if render else None) for _ in group]
         obs = [env.reset(seed=seed)[0] for env, seed in zip(env_list, group)]
-        eps = [Episode(env_id, seed) for seed in group]
-        limit = max_steps or env_list[0].unwrapped.max_steps
+        eps = [Episode(env_id, seed, task_of(env)) for env, seed in zip(env_list, group)]
+        # Each env truncates at its own limit (a mixture's tasks differ); max_steps caps them all.
+        limit = max_steps or max(env.unwrapped.max_steps for env in env_list)
         live = list(range(len(group)))
         for t in range(limit):
             if not live:

@@ -21,8 +21,17 @@ from envs.mixture import TaskMixture
 
 babyai_text.register()  # GLAM's BabyAI-Text tasks: BabyAI-Text*-v0
 
-__all__ = ["DEFAULT_ENV", "EnvUnavailableError", "UnknownEnvError", "check_env", "family_defaults", "list_env_ids",
-           "make", "resolve_env_id", "QuietReset"]
+__all__ = [
+    "DEFAULT_ENV",
+    "EnvUnavailableError",
+    "QuietReset",
+    "UnknownEnvError",
+    "check_env",
+    "family_defaults",
+    "list_env_ids",
+    "make",
+    "resolve_env_id",
+]
 
 DEFAULT_ENV = "MiniGrid-DoorKey-5x5-v0"
 

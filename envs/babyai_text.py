@@ -16,6 +16,10 @@ doors. Registered ids, with short names without the `BabyAI-` prefix:
     BabyAI-Text{GoTo,Pickup,Open,PutNext,PickupThenGoTo}{Train,Test}-v0   one kind
     BabyAI-TextMixedTrainLocal-v0, BabyAI-TextMixedTestLocal-v0           a kind per episode
 
+Train on MixedTrainLocal's training levels; report each kind's `...Train` env on its test
+levels (unseen levels, seen kinds of combination) and MixedTestLocal (unseen combinations):
+`SUITES["babyai-text"]`, what `python -m evals.benchmark --envs babyai-text` plays.
+
 >>> import envs
 >>> env = envs.make("TextMixedTestLocal", seed=4)
 >>> env.unwrapped.task in KINDS
@@ -29,7 +33,6 @@ from __future__ import annotations
 import gymnasium
 from minigrid.envs.babyai.core.levelgen import LevelGen
 from minigrid.envs.babyai.core.roomgrid_level import RejectSampling
-from envs.mixture import TaskMixture
 from minigrid.envs.babyai.core.verifier import (
     AfterInstr,
     BeforeInstr,
@@ -39,6 +42,8 @@ from minigrid.envs.babyai.core.verifier import (
     PickupInstr,
     PutNextInstr,
 )
+
+from envs.mixture import TaskMixture
 
 KINDS = ("goto", "pickup", "open", "putnext", "pickup-then-goto")
 KIND_IDS = {"goto": "GoTo", "pickup": "Pickup", "open": "Open", "putnext": "PutNext",
@@ -104,6 +109,9 @@ class TextLevel(LevelGen):
             raise RejectSampling("an object is walled in by others")
         named = color if self.held_out else self._rand_elem([None, color])
         self.instrs = OpenInstr(ObjDesc("door", named))
+
+
+SUITES = {"babyai-text": [*(kind_id(kind, "train") for kind in KINDS), MIXED_TEST_ID]}  # test levels of each
 
 
 def _mixed(held_out: bool, env_id: str):

@@ -29,7 +29,8 @@ import envs
 from envs.mixture import level_env_id
 from envs.seeds import MAX_EVAL_SEEDS
 
-__all__ = ["SPLITS", "TrainLevels", "count_levels", "fingerprint", "level_seeds", "reset_level", "split_of"]
+__all__ = ["SPLITS", "TrainLevels", "count_levels", "fingerprint", "level_seeds", "reset_level", "split_of",
+           "training_env"]
 
 SPLITS = ("train", "validation", "test")
 TEST_SHARE, VALIDATION_SHARE = 0.2, 0.1
@@ -80,10 +81,11 @@ def _cuts(env_id: str) -> tuple[float, float]:
             break
     env.close()
     points = sorted(_unit_hash(level) for level in seen)
-    n_test, n_validation = round(TEST_SHARE * len(points)), round(VALIDATION_SHARE * len(points))
-    if n_test == 0 or n_validation == 0:
+    if len(points) < 3:
         raise ValueError(f"{env_id} has only {len(points)} distinct levels: too few to hold out test and "
                          "validation levels; evaluate it on another size of the family.")
+    n_test = max(1, round(TEST_SHARE * len(points)))
+    n_validation = max(1, round(VALIDATION_SHARE * len(points)))
     return points[n_test], points[n_test + n_validation]
 
 
@@ -105,7 +107,7 @@ def _scan(env_id: str, split: str, n: int, first: int) -> tuple[int, ...]:
     for seed in range(first, MAX_EVAL_SEEDS):
         env.reset(seed=seed)
         level = fingerprint(env)
-        if level not in seen and split_of(level, level_env_id(env)) == split:
+        if level not in seen and (split == "all" or split_of(level, level_env_id(env)) == split):
             seen.add(level)
             seeds.append(seed)
             stale = 0
@@ -122,11 +124,13 @@ def _scan(env_id: str, split: str, n: int, first: int) -> tuple[int, ...]:
 def level_seeds(env_id: str, split: str, n: int, first: int = 0) -> list[int]:
     """Up to `n` seeds (`first` up) of distinct levels of `env_id` in `split`.
 
-    Fewer come back when the family has fewer such levels (DoorKey-5x5 has 10 test
-    levels); callers report how many they played.
+    `split` is "test", "validation" or "all" (every level, held out or not: for zero-shot
+    agents, or a family too small to split). Fewer come back when the family has fewer such
+    levels (DoorKey-5x5 has 10 test levels); callers report how many they played.
     """
-    if split not in ("validation", "test"):
-        raise ValueError(f"split must be 'validation' or 'test', not {split!r}: training levels come from TrainLevels.")
+    if split not in ("validation", "test", "all"):
+        raise ValueError(f"split must be 'test', 'validation' or 'all', not {split!r}: training levels come from "
+                         "TrainLevels.")
     if n < 1:
         raise ValueError(f"n must be at least 1, not {n}.")
     return list(_scan(env_id, split, n, first))
@@ -152,6 +156,12 @@ class TrainLevels(gymnasium.Wrapper):
                 return obs, {**info, "level": level}
             obs, info = self.env.reset(options=options)
         raise RuntimeError(f"{level_env_id(self.env)} gave {MAX_REJECTS} held-out levels in a row.")
+
+
+def training_env(env_id: str, all_levels: bool = False) -> gymnasium.Env:
+    """An env for training: TrainLevels over `envs.make(env_id)`, or every level with `all_levels`."""
+    env = envs.make(env_id)
+    return env if all_levels else TrainLevels(env)
 
 
 def count_levels(env_id: str, seeds: range) -> dict[str, int]:

@@ -20,7 +20,8 @@ __all__ = ["TaskMixture", "level_env_id", "task_of"]
 class TaskMixture(gymnasium.Wrapper):
     """A task drawn uniformly per episode (from the reset seed), then that task's level.
 
-    Reset with seed s plays the level the drawn task's own env gives for s. `unwrapped`
+    Reset with seed s plays the level the drawn task's own env gives for s; resets without a
+    seed continue from it deterministically. `unwrapped`
     is the task being played, so perception, the expert and fingerprints see a plain env.
     """
 
@@ -28,6 +29,9 @@ class TaskMixture(gymnasium.Wrapper):
         self.tasks = tasks
         self.names = list(tasks)
         super().__init__(tasks[self.names[0]])
+        # One action space for all tasks, so seeding it (envs.make does) survives task switches.
+        self.action_space = self.env.action_space
+        self.observation_space = self.env.observation_space
         self._spec = spec
         self._rng = np.random.default_rng()
 
@@ -39,6 +43,8 @@ class TaskMixture(gymnasium.Wrapper):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         self.env = self.tasks[self.names[int(self._rng.integers(len(self.names)))]]
+        if seed is None:  # the task drawn may never have been seeded: seed it from the mixture's stream
+            seed = int(self._rng.integers(2**31))
         return self.env.reset(seed=seed, options=options)
 
 

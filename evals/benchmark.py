@@ -5,8 +5,10 @@
         --episodes 100 --seed 0 --out results/NAME
 
 Writes results.json (schema in evals/README.md), results.md (a table) and success.png
-into --out. Episodes use held-out evaluation seeds (`envs.seeds.eval_seeds`), which
-training never uses; `--seed` offsets within that range.
+into --out. Each env is played on distinct held-out levels (`envs.levels`): test levels by
+default, which training never samples and tuning never sees; `--seed` is the first
+evaluation seed scanned for them. `--envs babyai-text` is GLAM's BabyAI-Text suite: each
+kind's test levels, and MixedTestLocal (combinations no training mission names).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import envs
 from agent.cli import (
     DEVICE_DOC,
     MODEL_DOC,
-    SEED_DOC,
+    SPLIT_DOC,
+    SPLITS,
     THREADS_DOC,
     check_device,
     check_out_folder,
@@ -38,7 +41,9 @@ from agent.episodes import Decision, Episode, ExpertAgent, LMAgent, RandomAgent,
 from agent.models import DEFAULT_MODEL
 from agent.policy import load_policy
 from agent.scoring import CachedScorer
-from envs.seeds import MAX_EVAL_SEEDS, TRAIN_SEED_BASE, eval_seed_range
+from envs.babyai_text import SUITES
+from envs.levels import level_seeds
+from envs.seeds import MAX_EVAL_SEEDS, TRAIN_SEED_BASE
 from evals import metrics
 from evals.reports import markdown_report, plot_success
 
@@ -88,8 +93,9 @@ def parse_agents(text: str) -> list[AgentSpec]:
 
 
 def parse_envs(text: str) -> list[str]:
-    """Comma-separated names -> ids, in order, without repeats; each must start on this install."""
-    names = [part.strip() for part in text.split(",") if part.strip()]
+    """Comma-separated names or suites -> ids, in order, without repeats; each must start on this install."""
+    names = [name for part in text.split(",") if part.strip()
+             for name in SUITES.get(part.strip().lower(), [part.strip()])]
     if not names:
         raise BenchmarkError(f"--envs is empty: give a comma-separated list such as {DEFAULT_ENVS}.")
     try:
@@ -104,9 +110,11 @@ class BenchmarkConfig:
 
     agents: str = option(DEFAULT_AGENTS, "comma-separated: random, expert, llm (score mode), llm-generate (a one-sentence "
                          "reason, then the action); llm:ADAPTER_DIR and llm-generate:ADAPTER_DIR add a LoRA adapter")
-    envs: str = option(DEFAULT_ENVS, "comma-separated Gymnasium ids or short family names")
-    episodes: int = option(100, "episodes per agent and env")
-    seed: int = option(0, SEED_DOC + "; held out from training, episode i uses seed+i")
+    envs: str = option(DEFAULT_ENVS, "comma-separated Gymnasium ids, short family names, A+B mixtures or the suite "
+                       "babyai-text (GLAM's five kinds and MixedTestLocal)")
+    episodes: int = option(100, "distinct held-out levels per agent and env (fewer where the family has fewer)")
+    split: str = option("test", SPLIT_DOC, choices=SPLITS)
+    seed: int = option(0, "first evaluation seed scanned for held-out levels")
     max_steps: int | None = option(None, "step cap per episode (default: the env's); capped episodes count as failures")
     model: str = option(DEFAULT_MODEL, MODEL_DOC)
     shield: str = option("off", "block actions that step into lava; 'both' runs every agent with and without it",
@@ -121,7 +129,7 @@ class BenchmarkConfig:
     # Derived from the options above by __post_init__.
     specs: list[AgentSpec] = field(init=False, repr=False)
     env_ids: list[str] = field(init=False, repr=False)
-    seeds: list[int] = field(init=False, repr=False)
+    seeds: dict[str, list[int]] = field(init=False, repr=False)  # env id -> seeds of its held-out levels
 
     def __post_init__(self):
         check_seed_and_threads(self.seed, self.threads)
@@ -133,7 +141,7 @@ class BenchmarkConfig:
             check_range("--max-steps", self.max_steps, 1)
         self.specs = parse_agents(self.agents)
         self.env_ids = parse_envs(self.envs)
-        self.seeds = eval_seed_range(self.seed, self.episodes)
+        self.seeds = {env_id: held_out_seeds(env_id, self.split, self.episodes, self.seed) for env_id in self.env_ids}
         check_device(self.device)
         if self.out is None:
             raise ValueError("--out is missing: give --out FOLDER for results.json, results.md and success.png.")
@@ -211,7 +219,7 @@ def strip_timing(value):
 
 
 def versions() -> dict:
-    import importlib.metadata as metadata
+    from importlib import metadata
 
     import gymnasium
     import minigrid
@@ -238,7 +246,18 @@ def make_agent(spec: AgentSpec, policies: dict, seed: int, scorer: CachedScorer 
     return LMAgent(policies[spec.adapter], mode=mode, reason=spec.kind == "llm-generate", seed=seed, scorer=scorer)
 
 
-def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: list[int]) -> dict:
+def held_out_seeds(env_id: str, split: str, n: int, first: int) -> list[int]:
+    try:
+        seeds = level_seeds(env_id, split, n, first)
+    except ValueError as err:  # a family too small to split
+        raise BenchmarkError(str(err)) from None
+    if not seeds:
+        raise BenchmarkError(f"No {split} levels of {env_id} among evaluation seeds {first}..{MAX_EVAL_SEEDS - 1}: "
+                             "lower --seed or --episodes.")
+    return seeds
+
+
+def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: dict[str, list[int]]) -> dict:
     """Play every agent x env (x shield) and return the results dict (schema_version 1)."""
     import torch
     from tqdm import tqdm
@@ -259,7 +278,7 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: list[
             last_t[0] = step.t
             bar.set_postfix_str(f"step {step.t}")
 
-    bar = tqdm(total=len(specs) * len(env_ids) * len(variants) * len(seeds), unit="episode", file=sys.stderr,
+    bar = tqdm(total=len(specs) * len(variants) * sum(len(seeds[e]) for e in env_ids), unit="episode", file=sys.stderr,
                mininterval=1.0, dynamic_ncols=True)
     for spec in specs:
         # One scorer per agent, kept over its envs and variants (texts carry their mission).
@@ -272,8 +291,8 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: list[
                 bar.set_description(f"{spec.label} {env_id}{' +shield' if use_shield else ''}")
                 run_began = time.perf_counter()
                 episodes = []
-                for start in range(0, len(seeds), args.batch):
-                    chunk = seeds[start:start + args.batch]
+                for start in range(0, len(seeds[env_id]), args.batch):
+                    chunk = seeds[env_id][start:start + args.batch]
                     episodes += play(agent, env_id, chunk, max_steps=args.max_steps, batch=args.batch,
                                      use_shield=use_shield, on_step=show_step)
                     bar.update(len(chunk))
@@ -307,8 +326,8 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: list[
     return {
         "schema_version": SCHEMA_VERSION,
         "config": {
-            "agents": [s.label for s in specs], "envs": env_ids, "episodes": len(seeds), "seed": args.seed,
-            "seeds": seeds, "max_steps": args.max_steps, "shield": args.shield, "model": args.model,
+            "agents": [s.label for s in specs], "envs": env_ids, "episodes": args.episodes, "seed": args.seed,
+            "split": args.split, "seeds": seeds, "max_steps": args.max_steps, "shield": args.shield, "model": args.model,
             "policies": policy_info, "batch": args.batch, "text_cache": not args.no_cache,
             "consistency_samples": args.consistency_samples, "consistency_states": args.consistency_states,
             "seed_ranges": {"evaluation": [0, MAX_EVAL_SEEDS - 1], "training_from": TRAIN_SEED_BASE},

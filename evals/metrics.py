@@ -331,6 +331,19 @@ def decisions_per_second(episodes: Sequence[Episode]) -> float | None:
 
 
 # ----- everything at once ----------------------------------------------------------------------
+def success_by_task(episodes: Sequence[Episode]) -> dict[str, dict]:
+    """Success [Wilson 95%] per task of a mixture; {} when every episode played one task."""
+    tasks = sorted({e.task for e in episodes})
+    if len(tasks) < 2:
+        return {}
+    out = {}
+    for task in tasks:
+        rate = success_rate([e for e in episodes if e.task == task])
+        interval = wilson_interval(rate.count, rate.total)
+        out[task] = {**rate.to_dict(), "wilson_95": list(interval) if interval else None}
+    return out
+
+
 def summarise(episodes: Sequence[Episode], probes: Sequence[Sequence[str | None]] = (),
               classifier: Callable[[str], Iterable[str]] | None = None) -> dict:
     """All metrics as a JSON-ready dict; wall-time figures sit under the key "timing"."""
@@ -338,6 +351,7 @@ def summarise(episodes: Sequence[Episode], probes: Sequence[Sequence[str | None]
     interval = wilson_interval(success.count, success.total)
     return {
         "episodes": len(episodes),
+        "success_by_task": success_by_task(episodes),
         "decisions": sum(len(e.steps) for e in episodes),
         "success": {**success.to_dict(), "wilson_95": list(interval) if interval else None},
         "mean_return": mean_return(episodes),

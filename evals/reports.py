@@ -84,6 +84,25 @@ def shield_table(results: dict) -> str | None:
     return "\n".join(lines)
 
 
+def levels_played(config: dict) -> str:
+    seeds = config["seeds"]
+    if isinstance(seeds, list):  # schema before held-out levels: one seed range for all envs
+        return f"seeds {seeds[0]}..{seeds[-1]}"
+    return ", ".join(f"{env}: {len(s)}" for env, s in seeds.items())
+
+
+def task_table(results: dict) -> str | None:
+    """Success per task for runs on a mixture of tasks."""
+    rows = [(run, task, agg) for run in results["runs"]
+            for task, agg in run["aggregates"].get("success_by_task", {}).items()]
+    if not rows:
+        return None
+    lines = ["| Agent | Env | Task | Success [95% CI] | Episodes |", "|---|---|---|---|---|"]
+    for run, task, agg in rows:
+        lines.append(f"| {run_label(run)} | {run['env']} | {task} | {success_cell({'success': agg})} | {agg['total']} |")
+    return "\n".join(lines)
+
+
 def markdown_report(results: dict, command: str) -> str:
     config, versions = results["config"], results["versions"]
     parts = [
@@ -91,9 +110,9 @@ def markdown_report(results: dict, command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        f"Model: {config['model']}; {config['episodes']} episodes per agent and env on evaluation seeds "
-        f"{config['seeds'][0]}..{config['seeds'][-1]}; step cap: {config['max_steps'] or 'the env default'} "
-        "(capped episodes count as failures).",
+        f"Model: {config['model']}; up to {config['episodes']} distinct {config.get('split', 'test')} levels per "
+        f"agent and env ({levels_played(config)}), never sampled in training; step cap: "
+        f"{config['max_steps'] or 'the env default'} (capped episodes count as failures).",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
         "",
@@ -102,6 +121,9 @@ def markdown_report(results: dict, command: str) -> str:
     shield = shield_table(results)
     if shield:
         parts += ["", "## Shield", "", shield]
+    tasks = task_table(results)
+    if tasks:
+        parts += ["", "## Per task of a mixture", "", tasks]
     parts += ["", "Rates are over the cases each metric applies to, \"—\" where none applied (see evals/README.md). "
               "Dec/s: decisions per second of wall time spent deciding, with repeated texts answered from the "
               "text cache; Model dec/s: decisions the model actually computed per second. Both vary run to run.", ""]

@@ -7,7 +7,7 @@ import pytest
 from evals import benchmark
 from evals.metrics import summarise
 
-ENVS = "MiniGrid-DoorKey-5x5-v0,MiniGrid-LavaGapS5-v0"
+ENVS = "MiniGrid-DoorKey-5x5-v0,MiniGrid-LavaGapS7-v0"
 AGENTS = "random,expert,llm,llm-generate"
 
 
@@ -32,7 +32,10 @@ def test_writes_results_table_and_plot(two_runs):
     results = json.loads((out / "results.json").read_text())
     assert results["schema_version"] == benchmark.SCHEMA_VERSION
     assert set(results["versions"]) == {"python", "torch", "transformers", "gymnasium", "minigrid", "embodied-lm"}
-    assert results["config"]["seeds"] == [0, 1]
+    from envs.levels import level_seeds
+
+    assert results["config"]["split"] == "test"
+    assert results["config"]["seeds"] == {env: level_seeds(env, "test", 2) for env in ENVS.split(",")}
     runs = results["runs"]
     assert len(runs) == 4 * 2 * 2  # agents x envs x shield off/on
     assert {(r["agent"], r["shield"]) for r in runs} >= {("llm-generate", True), ("random", False)}
@@ -46,7 +49,7 @@ def test_writes_results_table_and_plot(two_runs):
     assert score["aggregates"]["invalid_output"]["rate"] is None  # score mode writes no text
     assert score["aggregates"]["mean_policy_entropy"] is not None
     table = (out / "results.md").read_text()
-    assert "| llm-generate+shield | MiniGrid-LavaGapS5-v0 |" in table and "## Shield" in table
+    assert "| llm-generate+shield | MiniGrid-LavaGapS7-v0 |" in table and "## Shield" in table
 
 
 def test_same_command_gives_same_results_apart_from_timing(two_runs):

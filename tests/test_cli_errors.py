@@ -18,7 +18,7 @@ TINY = ["--model", "tiny-random"]
 CLIS = {
     "agent.run": ["-m", "agent.run", *TINY, "--max-steps", "2", "--json"],
     "evals.benchmark": ["-m", "evals.benchmark", *TINY, "--agents", "llm", "--envs", "MiniGrid-Empty-5x5-v0",
-                        "--episodes", "1", "--max-steps", "2"],
+                        "--split", "all", "--episodes", "1", "--max-steps", "2"],
     "evals.throughput": ["-m", "evals.throughput", *TINY, "--batch", "1", "--states", "1", "--naive-states", "1",
                          "--seconds", "0.01"],
     "rl_finetune": ["training/rl_finetune.py", *TINY, "--num-envs", "1", "--num-steps", "2", "--total-steps", "2",

@@ -21,7 +21,7 @@ def ppo_command(out, *extra):
     return [sys.executable, "training/rl_finetune.py", "--model", "tiny-random", "--env", "MiniGrid-Empty-5x5-v0",
             "--num-envs", "2", "--num-steps", "8", "--total-steps", str(16 * UPDATES), "--learning-rate", "1e-2",
             "--ent-coef", "0.05", "--eval-episodes", "0", "--checkpoint-every", "1", "--keep-checkpoints", "3",
-            "--no-progress", "--no-tensorboard", "--no-bf16", "--threads", "1", "--out", str(out), *extra]
+            "--no-progress", "--no-tensorboard", "--no-bf16", "--threads", "1", "--all-levels", "--out", str(out), *extra]
 
 
 def run(command):

@@ -35,7 +35,7 @@ def rewarded_env():
 def ppo_args(out, *extra):
     return ["--model", "tiny-random", "--env", REWARDED, "--num-envs", "2", "--num-steps", "8",
             "--total-steps", "48", "--learning-rate", "3e-3", "--eval-episodes", "0", "--no-progress",
-            "--no-tensorboard", "--no-bf16", "--threads", "1", "--out", str(out), *extra]
+            "--no-tensorboard", "--no-bf16", "--threads", "1", "--all-levels", "--out", str(out), *extra]
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_a_few_ppo_updates_raise_the_rewarded_actions_probability(tmp_path, reco
 
     main(ppo_args(tmp_path / "run", "--total-steps", "96", "--learning-rate", "1e-2", "--update-epochs", "4"))
     policy = recorded["policy"]
-    texts = EnvPool(REWARDED, list(range(8))).texts()  # first states of 8 training levels
+    texts = EnvPool(REWARDED, list(range(8)), all_levels=True).texts()  # first states of 8 training levels
     index = torch.arange(7, dtype=torch.float32)
 
     def expected_index(scorer):
@@ -273,6 +273,7 @@ def test_kl_penalty_to_the_frozen_base_is_computed_and_logged(tmp_path):
 def test_launcher_processes_reads_the_accelerate_parent(tmp_path):
     import subprocess
     import sys
+    import time
 
     from training.rl_finetune import launcher_processes
 
@@ -283,6 +284,11 @@ def test_launcher_processes_reads_the_accelerate_parent(tmp_path):
                            (["launch", "train.py"], None)):
         proc = subprocess.Popen([sys.executable, str(fake), *argv])
         try:
+            cmdline = Path(f"/proc/{proc.pid}/cmdline")
+            for _ in range(500):  # until the child has exec'd (before that /proc shows pytest's command)
+                if str(fake) in cmdline.read_text():
+                    break
+                time.sleep(0.01)
             assert launcher_processes(proc.pid) == expected
         finally:
             proc.kill()

@@ -1,7 +1,8 @@
-"""Greedy success on held-out seeds, through the one episode loop (`agent.episodes.play`).
+"""Greedy success on held-out levels, through the one episode loop (`agent.episodes.play`).
 
-A fixed policy's greedy choice is a function of the state text, and DoorKey repeats few
-texts, so the agent's `CachedScorer` makes 100 episodes cost a few hundred forward rows.
+Each level is played once: test levels by default (`--split validation` for tuning and
+checkpoint choice; envs/levels.py). A fixed policy's greedy choice is a function of the
+state text, so the agent's `CachedScorer` scores each distinct text once.
 
     python -m training.evaluate --adapter runs/NAME/final --episodes 100
 """
@@ -10,13 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from agent.cli import LMConfig, check_range, option, parse_and_run, switch
+from agent.cli import SPLIT_DOC, SPLITS, LMConfig, check_range, option, parse_and_run, switch
 from agent.episodes import LMAgent, play
 from agent.policy import load_policy
 from agent.scoring import CachedScorer
-from envs.seeds import eval_seed_range
+from envs.levels import level_seeds
 
 
 @dataclass
@@ -27,6 +28,7 @@ class EvalResult:
     episodes: int
     distinct_states: int  # distinct observation texts visited
     seconds: float
+    success_by_task: dict[str, float]  # per task of a mixture; {} for one task
 
 
 def evaluate(agent, env_id: str, seeds: list[int], max_steps: int | None = None,
@@ -39,9 +41,17 @@ def evaluate(agent, env_id: str, seeds: list[int], max_steps: int | None = None,
     began = time.perf_counter()
     episodes = play(agent, env_id, seeds, max_steps=max_steps, batch=len(seeds), use_shield=use_shield)
     n = len(episodes)
+    tasks = sorted({e.task for e in episodes})
+    by_task = {t: sum(e.success for e in episodes if e.task == t) / sum(e.task == t for e in episodes)
+               for t in tasks} if len(tasks) > 1 else {}
     return EvalResult(sum(e.success for e in episodes) / n, sum(e.total_return for e in episodes) / n,
                       sum(len(e.steps) for e in episodes) / n, n,
-                      len({s.observation for e in episodes for s in e.steps}), time.perf_counter() - began)
+                      len({s.observation for e in episodes for s in e.steps}), time.perf_counter() - began, by_task)
+
+
+def validation_seeds(env_id: str, n: int, all_levels: bool = False) -> list[int]:
+    """Seeds of up to `n` validation levels, for evaluation during training (any levels with `all_levels`)."""
+    return level_seeds(env_id, "all" if all_levels else "validation", n)
 
 
 def greedy_agent(policy, batch: int = 32) -> LMAgent:
@@ -52,7 +62,9 @@ def greedy_agent(policy, batch: int = 32) -> LMAgent:
 @dataclass
 class EvalConfig(LMConfig):
     adapter: str | None = option(None, "LoRA adapter folder (e.g. runs/NAME/final); none = the base model")
-    episodes: int = option(100, "episodes, on held-out seeds SEED..SEED+EPISODES-1 (training never uses them)")
+    episodes: int = option(100, "distinct levels to play (fewer where the family has fewer)")
+    split: str = option("test", SPLIT_DOC, choices=SPLITS)
+    seeds: list[int] = field(init=False, repr=False)  # of the levels played, from --split, --episodes, --seed
     batch: int = option(32, "states per forward pass")
     max_steps: int | None = option(None, "step cap per episode (default: the env's)")
     shield: bool = switch("block actions that step into lava; take the most probable safe one")
@@ -63,14 +75,16 @@ class EvalConfig(LMConfig):
         check_range("--batch", self.batch, 1)
         if self.max_steps is not None:
             check_range("--max-steps", self.max_steps, 1)
-        eval_seed_range(self.seed, self.episodes)
+        self.seeds = level_seeds(self.env, self.split, self.episodes, self.seed)
+        if not self.seeds:
+            raise ValueError(f"No {self.split} levels of {self.env} among evaluation seeds {self.seed} and up: "
+                             "lower --seed.")
 
 
 def evaluate_cli(config: EvalConfig) -> EvalResult:
     policy = load_policy(config.model, config.adapter, device=config.device)
-    seeds = eval_seed_range(config.seed, config.episodes)
-    result = evaluate(greedy_agent(policy, config.batch), config.env, seeds, config.max_steps, config.shield)
-    print(json.dumps({"env": config.env, "adapter": config.adapter, **result.__dict__}))
+    result = evaluate(greedy_agent(policy, config.batch), config.env, config.seeds, config.max_steps, config.shield)
+    print(json.dumps({"env": config.env, "adapter": config.adapter, "split": config.split, **result.__dict__}))
     return result
 
 

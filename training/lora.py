@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
-from agent.cli import LMConfig, check_out_folder, check_range, option, out_option
+from agent.cli import LMConfig, check_out_folder, check_range, option, out_option, switch
 from agent.models import ModelError, load_model
 from agent.policy import VALUE_HEAD_FILE, LMPolicy, load_adapter, load_value_head
+from envs.levels import training_env
 from envs.seeds import MAX_EVAL_SEEDS
 
 SEED_DOC = "seed of the run: LoRA init, action sampling or deviations, batch order"
@@ -41,7 +42,10 @@ class TrainConfig(LMConfig):
                                  "(docs/TRAINING.md, training cost); a loaded --init-adapter keeps its own")
     bf16: bool | None = option(None, "bf16 autocast; default: on where it is fast (CUDA, CPUs with AVX512-BF16/AMX), "
                                      "off elsewhere, where emulated bf16 is 10x slower")
-    eval_episodes: int = option(100, "greedy episodes on held-out seeds 0..N-1 (0 = no evaluation)")
+    eval_episodes: int = option(100, "greedy evaluation on up to N distinct validation levels, which choose OUT/best "
+                                     "(0 = no evaluation); test levels are left for training.evaluate")
+    all_levels: bool = switch("train on every level, held-out ones too (a transfer source, or a family too small "
+                              "to split); evaluation then plays any levels, so it no longer measures unseen ones")
     progress: bool = option(True, "show a tqdm progress bar (--no-progress prints one JSON line per update instead)")
 
     def __post_init__(self):
@@ -55,8 +59,19 @@ class TrainConfig(LMConfig):
             raise ValueError(f"--max-grad-norm must be positive, not {self.max_grad_norm}; try 0.5.")
         if not 0 <= self.eval_episodes <= MAX_EVAL_SEEDS:
             raise ValueError(f"--eval-episodes must be 0..{MAX_EVAL_SEEDS}, not {self.eval_episodes}.")
+        if not self.all_levels:
+            check_splittable(self.env)
         if self.out is not None:
             check_out_folder(self.out)
+
+
+def check_splittable(env_id: str) -> None:
+    """Fail before any model loads when `env_id` has too few levels to hold some out."""
+    try:
+        training_env(env_id).reset(seed=0)
+    except ValueError as err:
+        raise ValueError(f"{str(err).split(':')[0]}: train on all of them with --all-levels, and evaluate on "
+                         "another env.") from None
 
 
 def parse_target_modules(text: str) -> str | list[str]:

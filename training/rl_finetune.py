@@ -34,9 +34,8 @@ from agent import threads
 from agent.cli import check_out_folder, check_range, fail, option, parse_and_run, switch
 from agent.policy import save_adapter
 from agent.scoring import CachedScorer
-from envs.seeds import eval_seeds
 from training import checkpoint, lora, ppo
-from training.evaluate import EvalResult, evaluate, greedy_agent
+from training.evaluate import EvalResult, evaluate, greedy_agent, validation_seeds
 from training.logs import MetricLog, plot_learning_curve
 from training.rollout import EnvPool, Rollout, collect
 
@@ -220,7 +219,7 @@ def setup(config: PPOConfig, resume_files: dict | None) -> Run:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda u: max(0.0, 1.0 - u / num_updates) if config.anneal_lr else 1.0)
     sampler = torch.Generator().manual_seed(config.seed * 7919 + rank)
-    pool = EnvPool(config.env, [rank * config.num_envs + i for i in range(config.num_envs)])
+    pool = EnvPool(config.env, [rank * config.num_envs + i for i in range(config.num_envs)], config.all_levels)
     counters = Counters()
     if resume_files is not None:
         named = dict(policy.named_parameters())
@@ -333,6 +332,11 @@ def log_update(run: Run, rollout: Rollout, stats: dict, seconds: dict, started: 
         metrics["charts/episodic_return"] = sum(e.episode_return for e in finished) / len(finished)
         metrics["charts/episodic_length"] = sum(e.length for e in finished) / len(finished)
         metrics["charts/success_rate"] = sum(e.success for e in finished) / len(finished)
+        tasks = sorted({e.task for e in finished})
+        if len(tasks) > 1:
+            for task in tasks:
+                mine = [e.success for e in finished if e.task == task]
+                metrics[f"charts/success_rate/{task}"] = sum(mine) / len(mine)
     run.log.write(c.global_step, metrics)
     progress.update(1)
     progress.set_postfix(sps=f"{sps:.1f}", sampled_success=f"{metrics.get('charts/success_rate', float('nan')):.2f}",
@@ -343,17 +347,19 @@ def log_update(run: Run, rollout: Rollout, stats: dict, seconds: dict, started: 
 
 
 def run_eval(run: Run) -> EvalResult:
-    """Greedy success on the held-out seeds; the best adapter so far goes to OUT/best."""
+    """Greedy success on validation levels; the best adapter so far goes to OUT/best."""
     config = run.config
     result = evaluate(greedy_agent(run.policy, config.max_states_per_forward), config.env,
-                      eval_seeds(config.eval_episodes), use_shield=config.shield)
-    run.log.write(run.counters.global_step, {"eval/success_rate": result.success_rate, "eval/mean_length": result.mean_length})
+                      validation_seeds(config.env, config.eval_episodes, config.all_levels), use_shield=config.shield)
+    run.log.write(run.counters.global_step, {"eval/success_rate": result.success_rate, "eval/mean_length": result.mean_length,
+                                             **{f"eval/success_rate/{t}": v for t, v in result.success_by_task.items()}})
     run.last_greedy = result.success_rate
     if result.success_rate >= run.counters.best_eval:
         run.counters.best_eval = result.success_rate
         save_adapter(run.policy, Path(config.out) / "best")
-    print(f"update {run.counters.update}: greedy success {result.success_rate:.2f} on {result.episodes} held-out "
-          f"seeds ({result.seconds:.0f} s)", flush=True)
+    tasks = "".join(f", {t} {v:.2f}" for t, v in result.success_by_task.items())
+    print(f"update {run.counters.update}: greedy success {result.success_rate:.2f} on {result.episodes} "
+          f"{'' if config.all_levels else 'validation '}levels{tasks} ({result.seconds:.0f} s)", flush=True)
     return result
 
 

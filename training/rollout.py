@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-import envs
 from agent.episodes import Decision, shield, take_step
 from agent.perception import describe
 from agent.scoring import CachedScorer
 from envs import seeds as seed_policy
+from envs.levels import training_env
+from envs.mixture import task_of
 
 
 @dataclass
@@ -47,13 +48,15 @@ class Finished:
     length: int
     success: bool
     died: bool = False  # ended by stepping into a hazard (lava)
+    task: str = ""  # the task played (envs.mixture.task_of)
 
 
 class EnvPool:
     """`num_envs` envs stepped in lockstep; a finished or crashed episode restarts on the next seed."""
 
-    def __init__(self, env_id: str, slot_indices: list[int]):
+    def __init__(self, env_id: str, slot_indices: list[int], all_levels: bool = False):
         self.env_id = env_id
+        self.all_levels = all_levels  # else held-out levels are skipped (envs.levels.TrainLevels)
         self.slots = [Slot(i) for i in slot_indices]
         self.errors = 0  # env exceptions survived so far
         for slot in self.slots:
@@ -61,7 +64,7 @@ class EnvPool:
 
     def _next_episode(self, slot: Slot) -> None:
         if slot.env is None:
-            slot.env = envs.make(self.env_id)
+            slot.env = training_env(self.env_id, self.all_levels)
         slot.episode += 1
         slot.actions, slot.ep_return = [], 0.0
         slot.obs, _ = slot.env.reset(seed=slot.seed)
@@ -88,7 +91,8 @@ class EnvPool:
             slot.actions.append(int(action))
             slot.ep_return += outcome.reward
             if outcome.done:
-                finished.append(Finished(slot.seed, slot.ep_return, len(slot.actions), outcome.success, outcome.died))
+                finished.append(Finished(slot.seed, slot.ep_return, len(slot.actions), outcome.success, outcome.died,
+                                         task_of(slot.env)))
                 self._next_episode(slot)
             rewards.append(outcome.reward)
             dones.append(outcome.done)

@@ -2,8 +2,9 @@
 
     python training/sft.py --env MiniGrid-DoorKey-5x5-v0 --demos 2000 --out runs/sft-doorkey
 
-Demonstrations come from `envs.expert.expert_action` on training seeds (see
-`envs/seeds.py`). With probability `--deviation` a random action is executed instead
+Demonstrations come from `envs.expert.expert_action` on training levels (held-out test and
+validation levels are skipped, `envs/levels.py`); `--env A+B` or a mixture trains one
+adapter on several tasks, a task drawn per episode. With probability `--deviation` a random action is executed instead
 of the expert's, so the data covers states off the expert's path; the label is always
 the expert's action at the recorded state. The loss is -log pi(expert action | state)
 under `LMPolicy.score_ids` (the softmax over the 7 phrases). Identical states are
@@ -24,7 +25,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import envs
 from agent.actions import ACTION_PHRASES
 from agent.cli import check_range, option, out_option, parse_and_run
 from agent.episodes import take_step
@@ -33,8 +33,9 @@ from agent.policy import save_adapter
 from agent.scoring import CachedScorer
 from envs import seeds as seed_policy
 from envs.expert import NoPlanError, expert_action
+from envs.levels import training_env
 from training import lora
-from training.evaluate import evaluate, greedy_agent
+from training.evaluate import evaluate, greedy_agent, validation_seeds
 from training.logs import MetricLog
 
 
@@ -64,13 +65,13 @@ class SFTConfig(lora.TrainConfig):
             raise ValueError(f"--weight-decay must not be negative, not {self.weight_decay}; try 0.")
 
 
-def collect_demos(env_id: str, n: int, deviation: float, seed: int) -> list[tuple[str, int]]:
-    """`n` (observation text, expert action) pairs from consecutive training-seed episodes."""
+def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: bool = False) -> list[tuple[str, int]]:
+    """`n` (observation text, expert action) pairs from consecutive training-level episodes."""
     rng = np.random.default_rng(seed)
     pairs: list[tuple[str, int]] = []
     episode = 0
     while len(pairs) < n:
-        env = envs.make(env_id)
+        env = training_env(env_id, all_levels)
         obs, _ = env.reset(seed=seed_policy.train_seed(0, episode, seed_policy.SFT_STREAM))
         episode += 1
         done = False
@@ -127,7 +128,7 @@ def train(config: SFTConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log = MetricLog(out)
-    pairs = collect_demos(config.env, config.demos, config.deviation, config.seed)
+    pairs = collect_demos(config.env, config.demos, config.deviation, config.seed, config.all_levels)
     states, counts = label_counts(policy, pairs)
     print(f"{len(pairs)} expert pairs -> {len(states)} distinct states ({time.perf_counter() - began:.0f} s)", flush=True)
 
@@ -182,10 +183,14 @@ def train(config: SFTConfig) -> dict:
                "initial_ce": initial_loss, "final_ce": final_loss, "train_seconds": train_seconds,
                "adapter": str(out / "final")}
     if config.eval_episodes:
-        result = evaluate(greedy_agent(policy), config.env, seed_policy.eval_seeds(config.eval_episodes))
-        summary.update({"eval_success_rate": result.success_rate, "eval_episodes": result.episodes,
-                        "eval_mean_length": result.mean_length, "eval_seconds": result.seconds})
-        log.write(config.epochs, {"eval/success_rate": result.success_rate})
+        result = evaluate(greedy_agent(policy), config.env,
+                          validation_seeds(config.env, config.eval_episodes, config.all_levels))
+        summary.update({"eval_split": "all" if config.all_levels else "validation",
+                        "eval_success_rate": result.success_rate, "eval_episodes": result.episodes,
+                        "eval_mean_length": result.mean_length, "eval_seconds": result.seconds,
+                        "eval_success_by_task": result.success_by_task})
+        log.write(config.epochs, {"eval/success_rate": result.success_rate,
+                                  **{f"eval/success_rate/{t}": v for t, v in result.success_by_task.items()}})
     log.close()
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary), flush=True)
