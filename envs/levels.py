@@ -29,8 +29,17 @@ import envs
 from envs.mixture import level_env_id
 from envs.seeds import MAX_EVAL_SEEDS
 
-__all__ = ["SPLITS", "TrainLevels", "count_levels", "fingerprint", "level_seeds", "reset_level", "split_of",
-           "training_env"]
+__all__ = [
+    "SPLITS",
+    "TrainLevels",
+    "check_splittable",
+    "count_levels",
+    "fingerprint",
+    "level_seeds",
+    "reset_level",
+    "split_of",
+    "training_env",
+]
 
 SPLITS = ("train", "validation", "test")
 TEST_SHARE, VALIDATION_SHARE = 0.2, 0.1
@@ -162,6 +171,15 @@ def training_env(env_id: str, all_levels: bool = False) -> gymnasium.Env:
     """An env for training: TrainLevels over `envs.make(env_id)`, or every level with `all_levels`."""
     env = envs.make(env_id)
     return env if all_levels else TrainLevels(env)
+
+
+def check_splittable(env_id: str) -> None:
+    """Fail before any model loads when `env_id` has too few levels to hold some out."""
+    try:
+        training_env(env_id).reset(seed=0)
+    except ValueError as err:
+        raise ValueError(f"{str(err).split(':')[0]}: train on all of them with --all-levels, and evaluate on "
+                         "another env.") from None
 
 
 def count_levels(env_id: str, seeds: range) -> dict[str, int]:

@@ -17,7 +17,7 @@ def test_encode_is_one_hot_per_cell_plus_direction():
 def test_short_run_writes_curve_and_summary(tmp_path):
     summary = ppo_baseline.train(ppo_baseline.BaselineConfig(
         env="MiniGrid-Empty-5x5-v0", out=str(tmp_path), total_steps=2048, num_envs=8, num_steps=64,
-        eval_every=1024, eval_episodes=5))
+        eval_every=1024, eval_episodes=5, all_levels=True))
     from training.logs import read_metric
 
     curve = read_metric(tmp_path, "eval/success_rate")

@@ -18,7 +18,7 @@ import torch
 from agent.cli import LMConfig, check_out_folder, check_range, option, out_option, switch
 from agent.models import ModelError, load_model
 from agent.policy import VALUE_HEAD_FILE, LMPolicy, load_adapter, load_value_head
-from envs.levels import training_env
+from envs.levels import check_splittable
 from envs.seeds import MAX_EVAL_SEEDS
 
 SEED_DOC = "seed of the run: LoRA init, action sampling or deviations, batch order"
@@ -63,15 +63,6 @@ class TrainConfig(LMConfig):
             check_splittable(self.env)
         if self.out is not None:
             check_out_folder(self.out)
-
-
-def check_splittable(env_id: str) -> None:
-    """Fail before any model loads when `env_id` has too few levels to hold some out."""
-    try:
-        training_env(env_id).reset(seed=0)
-    except ValueError as err:
-        raise ValueError(f"{str(err).split(':')[0]}: train on all of them with --all-levels, and evaluate on "
-                         "another env.") from None
 
 
 def parse_target_modules(text: str) -> str | list[str]:

@@ -2,8 +2,8 @@
 
     python training/ppo_baseline.py --env MiniGrid-DoorKey-5x5-v0 --total-steps 300000 --out runs/mlp
 
-The reference point for the LM agents: same env, same reward, same held-out evaluation
-seeds (`envs.seeds`), same greedy success measure (the one episode loop) and the same
+The reference point for the LM agents: same env, same reward, same training and held-out
+levels (`envs.levels`), same greedy success measure (the one episode loop) and the same
 GAE and PPO loss as the LM (`training.ppo`). The input is the 7x7x3 egocentric
 encoding (object, colour, state indices, one-hot) plus the direction, as in the classic
 MiniGrid baselines; the network has no idea what the words mean, so it must learn
@@ -25,11 +25,12 @@ from torch import nn
 
 import envs
 from agent import threads
-from agent.cli import CommonConfig, check_out_folder, check_range, option, out_option, parse_and_run
+from agent.cli import CommonConfig, check_out_folder, check_range, option, out_option, parse_and_run, switch
 from agent.episodes import Decision, take_step
 from envs import seeds as seed_policy
+from envs.levels import check_splittable, training_env
 from training import ppo
-from training.evaluate import evaluate
+from training.evaluate import evaluate, validation_seeds
 from training.logs import MetricLog, plot_learning_curve
 
 
@@ -49,8 +50,10 @@ class BaselineConfig(CommonConfig):
     ent_coef: float = option(0.01, "entropy bonus")
     vf_coef: float = option(0.5, "value loss weight")
     max_grad_norm: float = option(0.5, "gradient clipping")
-    eval_every: int = option(10_000, "env steps between greedy evaluations on held-out seeds")
-    eval_episodes: int = option(100, "held-out evaluation seeds (0..N-1)")
+    eval_every: int = option(10_000, "env steps between greedy evaluations on validation levels")
+    eval_episodes: int = option(100, "greedy evaluation on up to N distinct validation levels")
+    all_levels: bool = switch("train on every level, held-out ones too (a transfer source, or a family too small "
+                              "to split); evaluation then plays any levels, so it no longer measures unseen ones")
 
     def __post_init__(self):
         super().__post_init__()
@@ -58,6 +61,8 @@ class BaselineConfig(CommonConfig):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}.")
         check_range("--eval-episodes", self.eval_episodes, 1, seed_policy.MAX_EVAL_SEEDS)
+        if not self.all_levels:
+            check_splittable(self.env)
         check_out_folder(self.out)
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise ValueError("--num-envs x --num-steps must divide by --num-minibatches; change one of them.")
@@ -103,7 +108,7 @@ def train(cfg: BaselineConfig) -> dict:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     env_id = envs.resolve_env_id(cfg.env)
-    env_list = [envs.make(env_id) for _ in range(cfg.num_envs)]
+    env_list = [training_env(env_id, cfg.all_levels) for _ in range(cfg.num_envs)]
     episode_count = [0] * cfg.num_envs
     stream = seed_policy.BASELINE_STREAM
     obs = [env.reset(seed=seed_policy.train_seed(i, 0, stream))[0] for i, env in enumerate(env_list)]
@@ -113,13 +118,14 @@ def train(cfg: BaselineConfig) -> dict:
     updates = -(-cfg.total_steps // batch)
     log = MetricLog(out)
     rows, began, step, next_eval = [], time.time(), 0, 0
-    seeds = seed_policy.eval_seeds(cfg.eval_episodes)
+    seeds = validation_seeds(env_id, cfg.eval_episodes, cfg.all_levels)
 
     def record_eval():
         result = evaluate(GreedyMLP(agent), env_id, seeds)
         rows.append({"step": step, "success_rate": result.success_rate, "seconds": round(time.time() - began, 1)})
         log.write(step, {"eval/success_rate": rows[-1]["success_rate"], "charts/SPS": step / max(rows[-1]["seconds"], 1e-9)})
-        print(f"step {step}: greedy success {rows[-1]['success_rate']:.2f} on {cfg.eval_episodes} held-out seeds", flush=True)
+        print(f"step {step}: greedy success {rows[-1]['success_rate']:.2f} on {len(seeds)} "
+              f"{'' if cfg.all_levels else 'validation '}levels", flush=True)
 
     for update in range(updates):
         optimizer.param_groups[0]["lr"] = cfg.learning_rate * (1 - update / updates)
@@ -147,7 +153,7 @@ def train(cfg: BaselineConfig) -> dict:
             _, last_value = agent(torch.from_numpy(np.stack([symbolic_features(o) for o in obs])))
         advantages, returns = ppo.gae(torch.from_numpy(rewards), torch.from_numpy(values), torch.from_numpy(dones),
                                       last_value, cfg.gamma, cfg.gae_lambda)
-        flat = lambda a: torch.as_tensor(a).reshape(batch, *a.shape[2:])  # noqa: E731
+        flat = lambda a: torch.as_tensor(a).reshape(batch, *a.shape[2:])
         bx, ba, blp, bv, badv, bret = flat(x), flat(actions), flat(logps), flat(values), flat(advantages), flat(returns)
         threads.follow()
         for _ in range(cfg.update_epochs):
@@ -163,7 +169,7 @@ def train(cfg: BaselineConfig) -> dict:
                 optimizer.step()
     record_eval()
     log.close()
-    first = lambda level: next((r["step"] for r in rows if r["success_rate"] >= level), None)  # noqa: E731
+    first = lambda level: next((r["step"] for r in rows if r["success_rate"] >= level), None)
     summary = {"config": asdict(cfg), "env": env_id, "steps_to_0.5": first(0.5), "steps_to_0.8": first(0.8),
                "steps_to_0.95": first(0.95), "final_success": rows[-1]["success_rate"], "seconds": rows[-1]["seconds"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
