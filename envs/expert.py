@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import gymnasium
 from minigrid.core.actions import Actions
 from minigrid.core.constants import DIR_TO_VEC
-from minigrid.utils.baby_ai_bot import BabyAIBot
+from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
 
 __all__ = ["NoPlanError", "expert_action"]
 
@@ -160,12 +160,15 @@ def _babyai_action(base, last_action: int | None) -> int:
     same_episode = episode is not None and episode.instrs is base.instrs
     if same_episode and base.step_count == episode.step_count:
         return episode.action  # asked again without stepping: the bot must not advance
-    if same_episode and base.step_count == episode.step_count + 1:
-        bot = episode.bot
-        action = bot.replan(last_action)
-    else:
-        # New episode, or steps the bot never saw: start a bot from the current state.
-        bot = BabyAIBot(base)
-        action = bot.replan()
+    try:
+        if same_episode and base.step_count == episode.step_count + 1:
+            bot = episode.bot
+            action = bot.replan(last_action)
+        else:
+            # New episode, or steps the bot never saw: start a bot from the current state.
+            bot = BabyAIBot(base)
+            action = bot.replan()
+    except DisappearedBoxError as err:  # another policy toggled a box open: the bot gives up on the level
+        raise NoPlanError(str(err)) from None
     _bot_episodes[base] = _BotEpisode(base.instrs, base.step_count, int(action), bot)
     return int(action)

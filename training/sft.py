@@ -70,21 +70,21 @@ def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: 
     rng = np.random.default_rng(seed)
     pairs: list[tuple[str, int]] = []
     episode = 0
+    env = training_env(env_id, all_levels)
     while len(pairs) < n:
-        env = training_env(env_id, all_levels)
         obs, _ = env.reset(seed=seed_policy.train_seed(0, episode, seed_policy.SFT_STREAM))
         episode += 1
-        done = False
+        done, action = False, None
         while not done and len(pairs) < n:
             try:
-                label = int(expert_action(env))
+                label = int(expert_action(env, action))  # the action taken, so the BabyAI bot replans after a deviation
             except NoPlanError:  # a deviation made the level unsolvable: start the next one
                 break
             pairs.append((describe(obs), label))
             action = int(rng.integers(len(ACTION_PHRASES))) if rng.random() < deviation else label
             outcome = take_step(env, obs, action)
             obs, done = outcome.obs, outcome.done
-        env.close()
+    env.close()
     return pairs
 
 
