@@ -1,0 +1,182 @@
+"""Transfer matrix: adapters trained on some envs, played greedily on others.
+
+    python -m evals.transfer --adapters doorkey=runs/bc-doorkey/final,babyai=adapters/babyai-text \\
+        --envs MiniGrid-DoorKey-8x8-v0,BabyAI-GoToLocal-v0 --episodes 100 --out results/transfer
+
+Writes transfer.json, transfer.md (success [95% CI] per adapter x env) and transfer.png
+(a heat map) into --out. A cell plays distinct levels of the target env once each: its
+test levels when the adapter trained on that env, every level otherwise (a different env
+shares no level with the training one). The training env is read from the config.json
+that training wrote beside the adapter (RUN/config.json for RUN/final, or the adapter
+folder's own training.json); without one, test levels are played.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import envs
+from agent.cli import (
+    DEVICE_DOC,
+    MODEL_DOC,
+    THREADS_DOC,
+    check_device,
+    check_out_folder,
+    check_range,
+    check_seed_and_threads,
+    option,
+    out_option,
+    parse_and_run,
+)
+from agent.models import DEFAULT_MODEL
+from envs.babyai_text import SUITES
+from envs.levels import level_seeds
+from evals.metrics import wilson_interval
+
+
+def trained_on(adapter: str) -> list[str]:
+    """Env ids an adapter was trained on, from the config.json its training run wrote."""
+    folder = Path(adapter)
+    for path in (folder / "training.json", folder.parent / "config.json"):
+        if path.is_file():
+            env = json.loads(path.read_text()).get("env")
+            if env:
+                return envs.resolve_env_id(env).split("+")
+    return []
+
+
+def cell_split(target: str, training_envs: list[str]) -> str:
+    """Test levels of an env the adapter trained on (or of any env, when that is unknown); every level otherwise."""
+    from envs.babyai_text import KINDS, MIXED_TRAIN_ID, kind_id
+
+    seen = set(training_envs)
+    if MIXED_TRAIN_ID in seen:  # the mixture trains on each kind's own levels
+        seen |= {kind_id(kind, "train") for kind in KINDS}
+    return "test" if not training_envs or set(target.split("+")) & seen or target in seen else "all"
+
+
+@dataclass
+class TransferConfig:
+    adapters: str = option(None, "comma-separated LABEL=ADAPTER_DIR (LABEL=none for the base model)")
+    envs: str = option(None, "comma-separated target envs, A+B mixtures or the suite babyai-text")
+    episodes: int = option(100, "distinct levels per cell (fewer where the env has fewer)")
+    seed: int = option(0, "first evaluation seed scanned for levels")
+    model: str = option(DEFAULT_MODEL, MODEL_DOC)
+    device: str | None = option(None, DEVICE_DOC)
+    threads: int = option(0, THREADS_DOC)
+    batch: int = option(32, "states per forward pass")
+    out: str | None = out_option(None, "output folder for transfer.json, transfer.md and transfer.png (required)")
+    rows: dict[str, str | None] = field(init=False, repr=False)
+    env_ids: list[str] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        check_seed_and_threads(self.seed, self.threads)
+        check_range("--episodes", self.episodes, 1)
+        check_device(self.device)
+        if not self.adapters or not self.envs:
+            raise ValueError("give --adapters LABEL=DIR,... and --envs ENV,...; see --help.")
+        self.rows = {}
+        for item in (part.strip() for part in self.adapters.split(",") if part.strip()):
+            label, equals, folder = item.partition("=")
+            if not equals or not label or not folder:
+                raise ValueError(f"--adapters item {item!r} is not LABEL=ADAPTER_DIR: write it like doorkey=runs/bc/final.")
+            if folder != "none" and not (Path(folder) / "adapter_config.json").is_file():
+                raise ValueError(f"{folder} holds no adapter_config.json: point {label}= at a LoRA adapter folder.")
+            self.rows[label] = None if folder == "none" else folder
+        names = [name for part in self.envs.split(",") if part.strip()
+                 for name in SUITES.get(part.strip().lower(), [part.strip()])]
+        self.env_ids = list(dict.fromkeys(envs.check_env(name) for name in names))
+        if self.out is None:
+            raise ValueError("--out is missing: give --out FOLDER for transfer.json, transfer.md and transfer.png.")
+        check_out_folder(self.out)
+
+
+def run_transfer(config: TransferConfig) -> dict:
+    from tqdm import tqdm
+
+    from agent.policy import load_policy
+    from training.evaluate import evaluate, greedy_agent
+
+    cells = []
+    bar = tqdm(total=len(config.rows) * len(config.env_ids), unit="cell", file=sys.stderr)
+    for label, adapter in config.rows.items():
+        policy = load_policy(config.model, adapter, device=config.device)
+        training_envs = trained_on(adapter) if adapter else []
+        for env_id in config.env_ids:
+            split = cell_split(env_id, training_envs) if adapter else "all"
+            seeds = level_seeds(env_id, split, config.episodes, config.seed)
+            bar.set_description(f"{label} on {env_id} ({len(seeds)} {split} levels)")
+            result = evaluate(greedy_agent(policy, config.batch), env_id, seeds)
+            wins = round(result.success_rate * result.episodes)
+            cells.append({"row": label, "adapter": adapter, "trained_on": training_envs, "env": env_id,
+                          "split": split, "levels": result.episodes, "success": result.success_rate,
+                          "wilson_95": list(wilson_interval(wins, result.episodes)), "mean_length": result.mean_length,
+                          "success_by_task": result.success_by_task, "seconds": result.seconds})
+            bar.update(1)
+    bar.close()
+    return {"model": config.model, "rows": list(config.rows), "envs": config.env_ids, "cells": cells}
+
+
+def markdown(results: dict, command: str) -> str:
+    lines = ["# Transfer matrix", "", f"Command: `{command}`", "",
+             "Greedy success [Wilson 95%] and levels played per cell; `test`: the target's held-out test levels "
+             "(the adapter trained on that env's other levels), `all`: every level of an env the adapter never "
+             "trained on.", "",
+             "| adapter (trained on) | " + " | ".join(results["envs"]) + " |",
+             "|---|" + "---|" * len(results["envs"])]
+    for row in results["rows"]:
+        cells = [c for c in results["cells"] if c["row"] == row]
+        trained = "+".join(cells[0]["trained_on"]) or "nothing"
+        lines.append(f"| {row} ({trained}) | " + " | ".join(
+            f"{c['success']:.2f} [{c['wilson_95'][0]:.2f}, {c['wilson_95'][1]:.2f}] ({c['levels']} {c['split']})"
+            for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def heat_map(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    grid = np.array([[c["success"] for c in results["cells"] if c["row"] == row] for row in results["rows"]])
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(results["envs"]), 1.2 + 0.6 * len(results["rows"])))
+    image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(results["envs"])),
+                  [e.replace("MiniGrid-", "").replace("BabyAI-", "").replace("-v0", "") for e in results["envs"]],
+                  rotation=30, ha="right")
+    ax.set_yticks(range(len(results["rows"])), results["rows"])
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", color="white" if grid[i, j] < 0.6 else "black")
+    fig.colorbar(image, ax=ax, label="greedy success")
+    ax.set_title("train on the row, play the column")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def transfer(config: TransferConfig) -> int:
+        results = run_transfer(config)
+        out = Path(config.out)
+        out.mkdir(parents=True, exist_ok=True)
+        command = "python -m evals.transfer " + shlex.join(argv)
+        (out / "transfer.json").write_text(json.dumps({**results, "command": command}, indent=1) + "\n")
+        (out / "transfer.md").write_text(markdown(results, command))
+        heat_map(results, out / "transfer.png")
+        print(f"wrote {out / 'transfer.json'}, {out / 'transfer.md'} and {out / 'transfer.png'}")
+        return 0
+
+    return parse_and_run(TransferConfig, transfer, argv, "python -m evals.transfer", __doc__.split("\n\n")[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
