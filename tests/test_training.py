@@ -294,3 +294,28 @@ def test_launcher_processes_reads_the_accelerate_parent(tmp_path):
             proc.kill()
             proc.wait()
     assert launcher_processes() is None  # pytest is not accelerate
+
+
+def test_multi_task_training_logs_success_per_task(tmp_path):
+    """A task is drawn per episode; training episodes and evaluation are both logged per task."""
+    from training.logs import read_metric
+    from training.rl_finetune import main
+
+    out = tmp_path / "run"
+    # Both tasks end every episode at their 100-step limit: two rounds of 8 episodes.
+    main(["--model", "tiny-random", "--env", "Empty-5x5+Empty-Random-5x5", "--all-levels", "--num-envs", "8",
+          "--num-steps", "64", "--total-steps", "2048", "--eval-every", "2048", "--eval-episodes", "8",
+          "--no-progress", "--no-tensorboard", "--no-bf16", "--threads", "1", "--out", str(out)])
+    for task in ("MiniGrid-Empty-5x5-v0", "MiniGrid-Empty-Random-5x5-v0"):
+        assert read_metric(out, f"charts/success_rate/{task}"), task
+        assert len(read_metric(out, f"eval/success_rate/{task}")) >= 1
+
+
+def test_sft_on_a_mixture_reports_each_task(tmp_path):
+    from training.sft import main as sft
+
+    summary = sft(["--model", "tiny-random", "--env", "TextMixedTrainLocal", "--demos", "60", "--epochs", "1",
+                   "--eval-episodes", "10", "--threads", "1", "--no-progress", "--out", str(tmp_path / "bc")])
+    assert summary["eval_split"] == "validation" and summary["eval_episodes"] == 10
+    assert set(summary["eval_success_by_task"]) <= {"goto", "pickup", "open", "putnext", "pickup-then-goto"}
+    assert len(summary["eval_success_by_task"]) >= 2

@@ -61,7 +61,7 @@ def plot_learning_curve(folder: str | os.PathLike, title: str = "") -> Path | No
     import matplotlib.pyplot as plt
 
     folder = Path(folder)
-    series = {"greedy eval (held-out seeds)": read_metric(folder, "eval/success_rate"),
+    series = {"greedy eval (validation levels)": read_metric(folder, "eval/success_rate"),
               "training episodes (sampled)": read_metric(folder, "charts/success_rate")}
     if not any(series.values()):
         return None

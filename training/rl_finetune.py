@@ -332,11 +332,10 @@ def log_update(run: Run, rollout: Rollout, stats: dict, seconds: dict, started: 
         metrics["charts/episodic_return"] = sum(e.episode_return for e in finished) / len(finished)
         metrics["charts/episodic_length"] = sum(e.length for e in finished) / len(finished)
         metrics["charts/success_rate"] = sum(e.success for e in finished) / len(finished)
-        tasks = sorted({e.task for e in finished})
-        if len(tasks) > 1:
-            for task in tasks:
-                mine = [e.success for e in finished if e.task == task]
-                metrics[f"charts/success_rate/{task}"] = sum(mine) / len(mine)
+        tasks = sorted({e.task for e in finished} - {run.config.env})  # the tasks of a mixture
+        for task in tasks:
+            mine = [e.success for e in finished if e.task == task]
+            metrics[f"charts/success_rate/{task}"] = sum(mine) / len(mine)
     run.log.write(c.global_step, metrics)
     progress.update(1)
     progress.set_postfix(sps=f"{sps:.1f}", sampled_success=f"{metrics.get('charts/success_rate', float('nan')):.2f}",
