@@ -114,7 +114,7 @@ REST = [
     ("ppo_baseline", ["--out", "{file}/out"], "lies under the file"),
     ("compare_curves", ["{run}", "--out", "{file}/curves.png"], "lies under a file"),
     ("compare_curves", ["{run}", "--out", "/proc/embodied-lm/curves.png"], "not writable"),
-    ("compare_curves", ["{run}", "--labels", "a", "b"], "one value per run"),
+    ("compare_curves", ["{run}", "--labels", "a", "b"], "one value per method"),
     ("compare_curves", ["{run}", "--offset", "x"], "'x' is not a whole number"),
 ]
 CASES = [pytest.param(*case, id=f"{case[0]}:{' '.join(case[1])}") for case in CORE + REST]
@@ -192,3 +192,18 @@ def test_failed_commands_leave_existing_outputs_intact(paths, tmp_path):
     assert_clean_failure(run("agent.run", ["--adapter", paths["corrupt"], "--gif", str(gif)]), "corrupt")
     assert {folder: snapshot(folder) for folder in layout} == before
     assert gif.read_bytes() == b"GIF89a earlier"
+
+
+def test_compare_curves_groups_seeds_and_refuses_mismatched_evaluations(tmp_path, capsys):
+    from training.compare_curves import main
+
+    for name, steps in (("a", (0, 10, 20)), ("b", (0, 10, 20)), ("c", (0, 15, 30))):
+        (tmp_path / name).mkdir()
+        rows = "".join(f"{s},eval/success_rate,{i / 2}\n" for i, s in enumerate(steps))
+        (tmp_path / name / "metrics.csv").write_text("step,key,value\n" + rows)
+    assert main([f"{tmp_path / 'a'},{tmp_path / 'b'}", "--out", str(tmp_path / "c.png")]) == 0
+    table = capsys.readouterr().out
+    assert "| a | a | 10 | 20 | 20 | 1.00 at 20 | 10 |" in table and (tmp_path / "c.png").stat().st_size > 1000
+    with pytest.raises(SystemExit):
+        main([f"{tmp_path / 'a'},{tmp_path / 'c'}", "--out", str(tmp_path / "d.png")])
+    assert "evaluated at different env steps" in capsys.readouterr().err
