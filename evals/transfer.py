@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from agent.cli import (
 from agent.models import DEFAULT_MODEL
 from envs.babyai_text import SUITES
 from envs.levels import level_seeds
-from evals.metrics import wilson_interval
+from evals.metrics import success_by_task, wilson_interval
 
 
 def trained_on(adapter: str) -> list[str]:
@@ -98,8 +99,9 @@ class TransferConfig:
 def run_transfer(config: TransferConfig) -> dict:
     from tqdm import tqdm
 
+    from agent.episodes import LMAgent, play
     from agent.policy import load_policy
-    from training.evaluate import evaluate, greedy_agent
+    from agent.scoring import CachedScorer
 
     cells = []
     bar = tqdm(total=len(config.rows) * len(config.env_ids), unit="cell", file=sys.stderr)
@@ -110,12 +112,16 @@ def run_transfer(config: TransferConfig) -> dict:
             split = cell_split(env_id, training_envs) if adapter else "all"
             seeds = level_seeds(env_id, split, config.episodes, config.seed)
             bar.set_description(f"{label} on {env_id} ({len(seeds)} {split} levels)")
-            result = evaluate(greedy_agent(policy, config.batch), env_id, seeds)
-            wins = round(result.success_rate * result.episodes)
+            agent = LMAgent(policy, scorer=CachedScorer(policy, batch_size=config.batch))  # greedy score mode
+            began = time.perf_counter()
+            episodes = play(agent, env_id, seeds, batch=len(seeds))
+            wins = sum(e.success for e in episodes)
             cells.append({"row": label, "adapter": adapter, "trained_on": training_envs, "env": env_id,
-                          "split": split, "levels": result.episodes, "success": result.success_rate,
-                          "wilson_95": list(wilson_interval(wins, result.episodes)), "mean_length": result.mean_length,
-                          "success_by_task": result.success_by_task, "seconds": result.seconds})
+                          "split": split, "levels": len(episodes), "success": wins / len(episodes),
+                          "wilson_95": list(wilson_interval(wins, len(episodes))),
+                          "mean_length": sum(len(e.steps) for e in episodes) / len(episodes),
+                          "success_by_task": {t: v["rate"] for t, v in success_by_task(episodes).items()},
+                          "seconds": time.perf_counter() - began})
             bar.update(1)
     bar.close()
     return {"model": config.model, "rows": list(config.rows), "envs": config.env_ids, "cells": cells}
