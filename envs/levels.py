@@ -193,24 +193,3 @@ def count_levels(env_id: str, seeds: range) -> dict[str, int]:
     env.close()
     return {split: len(levels) for split, levels in found.items()}
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m envs.levels ENV [ENV ...] [--seeds N]`: distinct levels per split among seeds 0..N-1."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m envs.levels", description=main.__doc__)
-    parser.add_argument("envs", nargs="+", metavar="ENV", help="env ids, short names or A+B mixtures")
-    parser.add_argument("--seeds", type=int, default=3000, help="seeds 0..N-1 to fingerprint (default: 3000)")
-    args = parser.parse_args(argv)
-    print(f"| env | distinct levels in seeds 0..{args.seeds - 1:,} | train | validation | test |")
-    print("|---|---|---|---|---|")
-    for name in args.envs:
-        env_id = envs.resolve_env_id(name)
-        counts = count_levels(env_id, range(args.seeds))
-        print(f"| {env_id} | {sum(counts.values()):,} | {counts['train']:,} | {counts['validation']:,} | "
-              f"{counts['test']:,} |", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -104,9 +104,11 @@ def run_transfer(config: TransferConfig) -> dict:
     from agent.scoring import CachedScorer
 
     cells = []
+    policies = {label: load_policy(config.model, adapter, device=config.device)  # a bad adapter fails before any cell
+                for label, adapter in config.rows.items()}
     bar = tqdm(total=len(config.rows) * len(config.env_ids), unit="cell", file=sys.stderr)
     for label, adapter in config.rows.items():
-        policy = load_policy(config.model, adapter, device=config.device)
+        policy = policies[label]
         training_envs = trained_on(adapter) if adapter else []
         for env_id in config.env_ids:
             split = cell_split(env_id, training_envs) if adapter else "all"

@@ -28,8 +28,10 @@ CLIS = {
     "ppo_baseline": ["training/ppo_baseline.py", "--total-steps", "64", "--num-envs", "2", "--num-steps", "8",
                      "--num-minibatches", "2", "--eval-episodes", "1", "--threads", "1"],
     "compare_curves": ["training/compare_curves.py"],
+    "evals.transfer": ["-m", "evals.transfer", *TINY, "--episodes", "1", "--threads", "1"],
+    "evals.levels": ["-m", "evals.levels", "--seeds", "10"],
 }
-WRITES_OUT = ("evals.benchmark", "rl_finetune", "sft", "ppo_baseline", "compare_curves")
+WRITES_OUT = ("evals.benchmark", "rl_finetune", "sft", "ppo_baseline", "compare_curves", "evals.transfer")
 WFC = "MiniGrid-WFC-DungeonMazeScaled-v0"  # listed by --list-envs, but minigrid's wheel lacks its pattern files
 
 
@@ -116,6 +118,13 @@ REST = [
     ("compare_curves", ["{run}", "--out", "/proc/embodied-lm/curves.png"], "not writable"),
     ("compare_curves", ["{run}", "--labels", "a", "b"], "one value per method"),
     ("compare_curves", ["{run}", "--offset", "x"], "'x' is not a whole number"),
+    ("evals.transfer", ["--adapters", "a=none", "--envs", "DoorKee"], "Unknown environment 'DoorKee'"),
+    ("evals.transfer", ["--adapters", "a={corrupt}", "--envs", "DoorKey"], "it is corrupt: retrain or restore it"),
+    ("evals.transfer", ["--adapters", "a=none", "--envs", "DoorKey", "--out", "{file}"], "is a file"),
+    ("evals.levels", ["DoorKee"], "Unknown environment 'DoorKee'"),
+    ("evals.levels", ["DoorKey", "--seeds", "0"], "out of range"),
+    ("sft", ["--env", "Empty-5x5"], "train on all of them with --all-levels"),
+    ("training.evaluate", ["--env", "Empty-5x5"], "too few to hold out"),
 ]
 CASES = [pytest.param(*case, id=f"{case[0]}:{' '.join(case[1])}") for case in CORE + REST]
 
