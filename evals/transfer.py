@@ -39,15 +39,19 @@ from envs.levels import level_seeds
 from evals.metrics import success_by_task, wilson_interval
 
 
-def trained_on(adapter: str) -> list[str]:
-    """Env ids an adapter was trained on, from the config.json its training run wrote."""
+def training_config(adapter: str) -> dict:
+    """The config its training run wrote beside an adapter ({} when there is none)."""
     folder = Path(adapter)
     for path in (folder / "training.json", folder.parent / "config.json"):
         if path.is_file():
-            env = json.loads(path.read_text()).get("env")
-            if env:
-                return envs.resolve_env_id(env).split("+")
-    return []
+            return json.loads(path.read_text())
+    return {}
+
+
+def trained_on(adapter: str) -> list[str]:
+    """Env ids an adapter was trained on, from the config its training run wrote."""
+    env = training_config(adapter).get("env")
+    return envs.resolve_env_id(env).split("+") if env else []
 
 
 def cell_split(target: str, training_envs: list[str]) -> str:
@@ -112,6 +116,9 @@ def run_transfer(config: TransferConfig) -> dict:
         training_envs = trained_on(adapter) if adapter else []
         for env_id in config.env_ids:
             split = cell_split(env_id, training_envs) if adapter else "all"
+            # Trained with --all-levels: the env has no held-out levels left, say so.
+            seen = split == "test" and training_config(adapter).get("all_levels", False)
+            split = "all" if seen else split
             seeds = level_seeds(env_id, split, config.episodes, config.seed)
             bar.set_description(f"{label} on {env_id} ({len(seeds)} {split} levels)")
             agent = LMAgent(policy, scorer=CachedScorer(policy, batch_size=config.batch))  # greedy score mode
@@ -119,7 +126,7 @@ def run_transfer(config: TransferConfig) -> dict:
             episodes = play(agent, env_id, seeds, batch=len(seeds))
             wins = sum(e.success for e in episodes)
             cells.append({"row": label, "adapter": adapter, "trained_on": training_envs, "env": env_id,
-                          "split": split, "levels": len(episodes), "success": wins / len(episodes),
+                          "split": split, "trained_levels": seen, "levels": len(episodes), "success": wins / len(episodes),
                           "wilson_95": list(wilson_interval(wins, len(episodes))),
                           "mean_length": sum(len(e.steps) for e in episodes) / len(episodes),
                           "success_by_task": {t: v["rate"] for t, v in success_by_task(episodes).items()},
@@ -133,14 +140,15 @@ def markdown(results: dict, command: str) -> str:
     lines = ["# Transfer matrix", "", f"Command: `{command}`", "",
              "Greedy success [Wilson 95%] and levels played per cell; `test`: the target's held-out test levels "
              "(the adapter trained on that env's other levels), `all`: every level of an env the adapter never "
-             "trained on.", "",
+             "trained on, or, marked `trained on`, of an env it trained on with --all-levels (not held out).", "",
              "| adapter (trained on) | " + " | ".join(results["envs"]) + " |",
              "|---|" + "---|" * len(results["envs"])]
     for row in results["rows"]:
         cells = [c for c in results["cells"] if c["row"] == row]
         trained = "+".join(cells[0]["trained_on"]) or "nothing"
         lines.append(f"| {row} ({trained}) | " + " | ".join(
-            f"{c['success']:.2f} [{c['wilson_95'][0]:.2f}, {c['wilson_95'][1]:.2f}] ({c['levels']} {c['split']})"
+            f"{c['success']:.2f} [{c['wilson_95'][0]:.2f}, {c['wilson_95'][1]:.2f}] ({c['levels']} {c['split']}"
+            f"{', trained on' if c.get('trained_levels') else ''})"
             for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

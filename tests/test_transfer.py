@@ -30,6 +30,20 @@ def test_matrix_run_writes_table_and_heat_map(tmp_path):
     assert splits == {("base", "MiniGrid-DoorKey-5x5-v0"): ("all", 3), ("base", "MiniGrid-DoorKey-6x6-v0"): ("all", 3),
                       ("bc", "MiniGrid-DoorKey-5x5-v0"): ("test", 3), ("bc", "MiniGrid-DoorKey-6x6-v0"): ("all", 3)}
     assert "| bc (MiniGrid-DoorKey-5x5-v0) |" in (out / "transfer.md").read_text()
+    assert not any(c["trained_levels"] for c in results["cells"])
+
+
+def test_an_adapter_trained_on_every_level_has_no_test_levels_there(tmp_path):
+    from training.sft import main as sft
+
+    sft(["--model", "tiny-random", "--env", "LavaGapS5", "--all-levels", "--demos", "20", "--epochs", "1",
+         "--eval-episodes", "0", "--threads", "1", "--no-progress", "--out", str(tmp_path / "bc")])
+    out = tmp_path / "matrix"
+    transfer.main(["--model", "tiny-random", "--threads", "1", "--episodes", "5", "--out", str(out),
+                   "--adapters", f"lava={tmp_path / 'bc' / 'final'}", "--envs", "LavaGapS5"])
+    [cell] = json.loads((out / "transfer.json").read_text())["cells"]
+    assert (cell["split"], cell["trained_levels"], cell["levels"]) == ("all", True, 3)
+    assert "(3 all, trained on)" in (out / "transfer.md").read_text()
     assert (out / "transfer.png").stat().st_size > 1000
 
 
