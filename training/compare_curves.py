@@ -104,8 +104,10 @@ def main(argv=None) -> int:
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for group, label, offset in zip(args.groups, args.labels, args.offset):
         curves = [read_metric(run, METRIC) for run in group]
-        steps = np.array([max(s + offset, 1) for s, _ in curves[0]])
+        steps = np.array([s + offset for s, _ in curves[0]])
         values = np.array([[v for _, v in c] for c in curves])
+        if args.log_x:  # a log axis has no place for step 0
+            steps, values = steps[steps > 0], values[:, steps > 0]
         color = ax.plot(steps, values.mean(0), lw=2, label=f"{label} (mean of {len(group)})" if len(group) > 1
                         else label)[0].get_color()
         if len(group) > 1:
