@@ -61,11 +61,11 @@ class Step:
 class Episode:
     env_id: str
     seed: int
-    task: str = ""  # the task played: a mixture's kind or env id (envs.mixture.task_of)
     steps: list[Step] = field(default_factory=list)
     success: bool = False
     total_return: float = 0.0
     died: bool = False  # ended by stepping into a hazard
+    task: str = ""  # the task played: a mixture's kind or env id (envs.mixture.task_of)
     frames: list = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
@@ -182,7 +182,7 @@ def play(agent, env_id: str, seeds: list[int], max_steps: int | None = None, bat
         group = seeds[start:start + batch]
         env_list = [envs.make(env_id, render_mode="rgb_array" if render else None) for _ in group]
         obs = [env.reset(seed=seed)[0] for env, seed in zip(env_list, group)]
-        eps = [Episode(env_id, seed, task_of(env)) for env, seed in zip(env_list, group)]
+        eps = [Episode(env_id, seed, task=task_of(env)) for env, seed in zip(env_list, group)]
         # Each env truncates at its own limit (a mixture's tasks differ); max_steps caps them all.
         limit = max_steps or max(env.unwrapped.max_steps for env in env_list)
         live = list(range(len(group)))
