@@ -74,6 +74,15 @@ class Episode:
         return out
 
 
+def success_by_task(records) -> dict[str, tuple[int, int]]:
+    """(successes, episodes) per task, sorted by task, of anything with `.task` and `.success`."""
+    out: dict[str, tuple[int, int]] = {}
+    for record in records:
+        wins, total = out.get(record.task, (0, 0))
+        out[record.task] = (wins + bool(record.success), total + 1)
+    return dict(sorted(out.items()))
+
+
 def front_cell(obs) -> tuple[str, str | None]:
     """Kind and door state of the cell directly in front, from the egocentric image."""
     image = obs["image"]

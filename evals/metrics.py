@@ -30,6 +30,7 @@ from minigrid.core.constants import COLOR_NAMES, OBJECT_TO_IDX
 
 from agent.actions import parse_action
 from agent.episodes import HAZARDS, Episode, Step
+from agent.episodes import success_by_task as tally_by_task
 from agent.perception import DEFAULT_COLORS
 
 Z_95 = 1.959963984540054  # two-sided 95% normal quantile
@@ -333,14 +334,13 @@ def decisions_per_second(episodes: Sequence[Episode]) -> float | None:
 # ----- everything at once ----------------------------------------------------------------------
 def success_by_task(episodes: Sequence[Episode]) -> dict[str, dict]:
     """Success [Wilson 95%] per task of a mixture; {} when every episode played one task."""
-    tasks = sorted({e.task for e in episodes})
-    if len(tasks) < 2:
+    tally = tally_by_task(episodes)
+    if len(tally) < 2:
         return {}
     out = {}
-    for task in tasks:
-        rate = success_rate([e for e in episodes if e.task == task])
-        interval = wilson_interval(rate.count, rate.total)
-        out[task] = {**rate.to_dict(), "wilson_95": list(interval) if interval else None}
+    for task, (wins, total) in tally.items():
+        interval = wilson_interval(wins, total)
+        out[task] = {**Rate(wins, total).to_dict(), "wilson_95": list(interval) if interval else None}
     return out
 
 

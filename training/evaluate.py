@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from agent.cli import SPLIT_DOC, SPLITS, LMConfig, check_range, option, parse_and_run, switch
-from agent.episodes import LMAgent, play
+from agent.episodes import LMAgent, play, success_by_task
 from agent.policy import load_policy
 from agent.scoring import CachedScorer
 from envs.levels import level_seeds
@@ -41,9 +41,8 @@ def evaluate(agent, env_id: str, seeds: list[int], max_steps: int | None = None,
     began = time.perf_counter()
     episodes = play(agent, env_id, seeds, max_steps=max_steps, batch=len(seeds), use_shield=use_shield)
     n = len(episodes)
-    tasks = sorted({e.task for e in episodes})
-    by_task = {t: sum(e.success for e in episodes if e.task == t) / sum(e.task == t for e in episodes)
-               for t in tasks} if len(tasks) > 1 else {}
+    tally = success_by_task(episodes)
+    by_task = {task: wins / total for task, (wins, total) in tally.items()} if len(tally) > 1 else {}
     return EvalResult(sum(e.success for e in episodes) / n, sum(e.total_return for e in episodes) / n,
                       sum(len(e.steps) for e in episodes) / n, n,
                       len({s.observation for e in episodes for s in e.steps}), time.perf_counter() - began, by_task)

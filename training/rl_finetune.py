@@ -32,6 +32,7 @@ from torch import nn
 
 from agent import threads
 from agent.cli import check_out_folder, check_range, fail, option, parse_and_run, switch
+from agent.episodes import success_by_task
 from agent.policy import save_adapter
 from agent.scoring import CachedScorer
 from training import checkpoint, lora, ppo
@@ -332,10 +333,9 @@ def log_update(run: Run, rollout: Rollout, stats: dict, seconds: dict, started: 
         metrics["charts/episodic_return"] = sum(e.episode_return for e in finished) / len(finished)
         metrics["charts/episodic_length"] = sum(e.length for e in finished) / len(finished)
         metrics["charts/success_rate"] = sum(e.success for e in finished) / len(finished)
-        tasks = sorted({e.task for e in finished} - {run.config.env})  # the tasks of a mixture
-        for task in tasks:
-            mine = [e.success for e in finished if e.task == task]
-            metrics[f"charts/success_rate/{task}"] = sum(mine) / len(mine)
+        for task, (wins, total) in success_by_task(finished).items():
+            if task != run.config.env:  # the tasks of a mixture
+                metrics[f"charts/success_rate/{task}"] = wins / total
     run.log.write(c.global_step, metrics)
     progress.update(1)
     progress.set_postfix(sps=f"{sps:.1f}", sampled_success=f"{metrics.get('charts/success_rate', float('nan')):.2f}",
