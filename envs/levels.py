@@ -135,14 +135,19 @@ def level_seeds(env_id: str, split: str, n: int, first: int = 0) -> list[int]:
 
     `split` is "test", "validation" or "all" (every level, held out or not: for zero-shot
     agents, or a family too small to split). Fewer come back when the family has fewer such
-    levels (DoorKey-5x5 has 10 test levels); callers report how many they played.
+    levels (DoorKey-5x5 has 10 test levels); callers report how many they played. None at
+    all is a ValueError.
     """
     if split not in ("validation", "test", "all"):
         raise ValueError(f"split must be 'test', 'validation' or 'all', not {split!r}: training levels come from "
                          "TrainLevels.")
     if n < 1:
         raise ValueError(f"n must be at least 1, not {n}.")
-    return list(_scan(env_id, split, n, first))
+    seeds = list(_scan(env_id, split, n, first))
+    if not seeds:
+        raise ValueError(f"No {split} levels of {env_id} among evaluation seeds {first}..{MAX_EVAL_SEEDS - 1}: "
+                         "lower --seed or --episodes.")
+    return seeds
 
 
 class TrainLevels(gymnasium.Wrapper):

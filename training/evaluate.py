@@ -75,9 +75,6 @@ class EvalConfig(LMConfig):
         if self.max_steps is not None:
             check_range("--max-steps", self.max_steps, 1)
         self.seeds = level_seeds(self.env, self.split, self.episodes, self.seed)
-        if not self.seeds:
-            raise ValueError(f"No {self.split} levels of {self.env} among evaluation seeds {self.seed} and up: "
-                             "lower --seed.")
 
 
 def evaluate_cli(config: EvalConfig) -> EvalResult:
