@@ -190,10 +190,9 @@ def make(name: str, seed: int | None = None, **kwargs) -> gymnasium.Env:
     ['direction', 'image', 'mission']
     """
     env_id = resolve_env_id(name)
-    if "+" in env_id:
-        env = QuietReset(TaskMixture({part: gymnasium.make(part, **kwargs) for part in env_id.split("+")}))
-    else:
-        env = QuietReset(gymnasium.make(env_id, **kwargs))
+    parts = env_id.split("+")
+    env = QuietReset(TaskMixture({part: gymnasium.make(part, **kwargs) for part in parts}) if len(parts) > 1
+                     else gymnasium.make(env_id, **kwargs))
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)
