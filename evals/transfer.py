@@ -34,8 +34,9 @@ from agent.cli import (
     parse_and_run,
 )
 from agent.models import DEFAULT_MODEL
-from envs.babyai_text import SUITES
+from envs.babyai_text import KINDS, MIXED_TRAIN_ID, kind_id
 from envs.levels import level_seeds
+from evals.benchmark import parse_envs
 from evals.metrics import success_by_task, wilson_interval
 
 
@@ -48,16 +49,14 @@ def training_config(adapter: str) -> dict:
     return {}
 
 
-def trained_on(adapter: str) -> list[str]:
+def trained_on(adapter: str, config: dict | None = None) -> list[str]:
     """Env ids an adapter was trained on, from the config its training run wrote."""
-    env = training_config(adapter).get("env")
+    env = (training_config(adapter) if config is None else config).get("env")
     return envs.resolve_env_id(env).split("+") if env else []
 
 
 def cell_split(target: str, training_envs: list[str]) -> str:
     """Test levels of an env the adapter trained on (or of any env, when that is unknown); every level otherwise."""
-    from envs.babyai_text import KINDS, MIXED_TRAIN_ID, kind_id
-
     seen = set(training_envs)
     if MIXED_TRAIN_ID in seen:  # the mixture trains on each kind's own levels
         seen |= {kind_id(kind, "train") for kind in KINDS}
@@ -92,9 +91,7 @@ class TransferConfig:
             if folder != "none" and not (Path(folder) / "adapter_config.json").is_file():
                 raise ValueError(f"{folder} holds no adapter_config.json: point {label}= at a LoRA adapter folder.")
             self.rows[label] = None if folder == "none" else folder
-        names = [name for part in self.envs.split(",") if part.strip()
-                 for name in SUITES.get(part.strip().lower(), [part.strip()])]
-        self.env_ids = list(dict.fromkeys(envs.check_env(name) for name in names))
+        self.env_ids = parse_envs(self.envs)
         if self.out is None:
             raise ValueError("--out is missing: give --out FOLDER for transfer.json, transfer.md and transfer.png.")
         check_out_folder(self.out)
@@ -113,11 +110,12 @@ def run_transfer(config: TransferConfig) -> dict:
     bar = tqdm(total=len(config.rows) * len(config.env_ids), unit="cell", file=sys.stderr)
     for label, adapter in config.rows.items():
         policy = policies[label]
-        training_envs = trained_on(adapter) if adapter else []
+        trained = training_config(adapter) if adapter else {}
+        training_envs = trained_on(adapter, trained) if adapter else []
         for env_id in config.env_ids:
             split = cell_split(env_id, training_envs) if adapter else "all"
             # Trained with --all-levels: the env has no held-out levels left, say so.
-            seen = split == "test" and training_config(adapter).get("all_levels", False)
+            seen = split == "test" and trained.get("all_levels", False)
             split = "all" if seen else split
             seeds = level_seeds(env_id, split, config.episodes, config.seed)
             bar.set_description(f"{label} on {env_id} ({len(seeds)} {split} levels)")
