@@ -158,6 +158,7 @@ class LMPolicy(nn.Module):
         # parent's output, so leaves (7 of 11 nodes here) cost nothing but an LM-head lookup.
         self._inner = [i for i in range(len(self.tree.tokens)) if i in set(self.tree.parents)]
         self._lower_cache: dict[tuple[tuple[int, ...], bool], torch.Tensor] = {}  # see _lower_hidden
+        self._system_lower: dict = {}  # see _system_kv_split
 
     # ----- helpers -------------------------------------------------------------------
     def autocast(self):
@@ -182,7 +183,8 @@ class LMPolicy(nn.Module):
         """
         key = self._weights_key()
         if torch.is_grad_enabled() and any(key[1]):
-            system = self._run_prefix(self.system_ids)
+            frozen = self._frozen_layers()
+            system = self._system_kv_split(frozen) if frozen else self._run_prefix(self.system_ids)
             return self._run_prefix(list(shared), system) if shared else system
         if self._prefix_key != key:
             self._prefix_cache, self._prefix_key = {}, key
@@ -208,6 +210,36 @@ class LMPolicy(nn.Module):
         with self.autocast():
             self.backbone(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
         return [(layer.keys, layer.values) for layer in cache.layers]
+
+    def _system_kv_split(self, frozen: int):
+        """The system part's KV with gradients, when LoRA sits in the top layers only: the
+        `frozen` layers below never change, so their KV and output on the system tokens are
+        computed once and kept; only the trainable layers above rerun (about half the cost)."""
+        from transformers import DynamicCache
+
+        config = self.backbone.config
+        key = (frozen, self.bf16)
+        if self._system_lower.get("key") != key:
+            n = len(self.system_ids)
+            positions = torch.arange(n, device=self.device)[None]
+            mask = self._attention_mask(torch.ones(n, n, dtype=torch.bool, device=self.device).tril()[None, None])
+            cache = DynamicCache(config=config)
+            with torch.no_grad(), self.autocast():
+                hidden = self._run_layers(self.backbone.embed_tokens(torch.tensor([self.system_ids], device=self.device)),
+                                          self.backbone.layers[:frozen], mask, positions, cache)
+            lower = [(layer.keys, layer.values) for layer in cache.layers[:frozen]]
+            self._system_lower = {"key": key, "kv": lower, "hidden": hidden, "mask": mask, "positions": positions}
+        kept = self._system_lower
+        cache = DynamicCache(ddp_cache_data=kept["kv"], config=config)
+        with self.autocast():
+            self._run_layers(kept["hidden"], self.backbone.layers[frozen:], kept["mask"], kept["positions"], cache)
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    def _attention_mask(self, allowed: torch.Tensor) -> torch.Tensor:
+        """A boolean mask (True = may attend) in the form the attention implementation wants."""
+        if self.backbone.config._attn_implementation == "eager":  # it adds the mask to the scores
+            return torch.zeros(allowed.shape, device=self.device).masked_fill(~allowed, torch.finfo(torch.float32).min)
+        return allowed
 
     @contextlib.contextmanager
     def adapter_disabled(self):
@@ -271,9 +303,7 @@ class LMPolicy(nn.Module):
             if parent >= 0:
                 ancestry[row] |= ancestry[inner.index(parent)]
         mask[:, width:, n_sys + width:] = ancestry
-        mask = mask[:, None]
-        if self.backbone.config._attn_implementation == "eager":  # it adds the mask to the scores
-            mask = torch.zeros(mask.shape, device=dev).masked_fill(~mask, torch.finfo(torch.float32).min)
+        mask = self._attention_mask(mask[:, None])
 
         cache = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in past],
                              config=self.backbone.config)

@@ -143,8 +143,9 @@ def test_bf16_choice_matches_fp32_on_fixed_states(smollm2):
 
 
 def test_cached_lower_layers_give_the_full_pass_scores_and_gradients():
-    """LoRA in the top layer only: the frozen layer below is run once per state and cached
-    (`LMPolicy._lower_hidden`); scores and LoRA gradients equal the full forward pass's."""
+    """LoRA in the top layer only: the frozen layer below is run once per state and once for
+    the system part, and kept (`LMPolicy._lower_hidden`, `_system_kv_split`); scores and LoRA
+    gradients, the system part's included, equal the full forward pass's."""
     import torch
 
     from evals.throughput import sample_states
@@ -154,7 +155,8 @@ def test_cached_lower_layers_give_the_full_pass_scores_and_gradients():
     torch.manual_seed(0)
     for name, weight in policy.named_parameters():
         if "lora_B" in name:  # a non-zero adapter, so the top layer's LoRA matters
-            weight.data.normal_(0, 0.1)
+            with torch.no_grad():
+                weight.normal_(0, 0.1)  # in place, as an optimizer step: the prefix is then rerun with gradients
     assert policy._frozen_layers() == 1
     ids = [policy.state_ids(t) for t in dict.fromkeys(sample_states(12))][:5]
     params = trainable_parameters(policy)
@@ -168,6 +170,7 @@ def test_cached_lower_layers_give_the_full_pass_scores_and_gradients():
 
     split = scores_and_grads()
     assert len(policy._lower_cache) == len(ids)
+    assert policy._system_lower, "the system part's lower layers should be kept too"
     again = scores_and_grads()  # now from the cache
     policy._frozen_layers = lambda: 0
     full = scores_and_grads()

@@ -41,7 +41,7 @@ from training.logs import MetricLog
 
 @dataclass
 class SFTConfig(lora.TrainConfig):
-    out: str = out_option("runs/sft", "output folder; the adapter goes to OUT/final")
+    out: str = out_option("runs/sft", "output folder; the adapter goes to OUT/final (OUT/last after each epoch)")
     learning_rate: float = option(3e-3, lora.LR_DOC)
     lora_layers: int = option(8, "LoRA in the top N decoder layers only (0 = every layer): the layers below are "
                                  "computed once per state and cached, about 3.7x faster; with the default "
@@ -174,6 +174,7 @@ def train(config: SFTConfig) -> dict:
         log.write(epoch, {"losses/ce": epoch_loss / epoch_weight, "charts/learning_rate": scheduler.get_last_lr()[0],
                           "charts/states_per_second": len(states) / seconds})
         bar.write(f"epoch {epoch}: ce {epoch_loss / epoch_weight:.4f} ({seconds:.1f} s, {len(states) / seconds:.1f} states/s)")
+        save_adapter(policy, out / "last")  # so a long run can be evaluated, or kept, before it ends
 
     bar.close()
     final_loss = dataset_loss(policy, states, counts, 64)
