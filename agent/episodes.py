@@ -27,6 +27,7 @@ from agent.actions import ACTION_PHRASES
 from agent.perception import describe
 from agent.scoring import CachedScorer
 from envs.expert import expert_action
+from envs.levels import TrainLevels
 from envs.mixture import task_of
 
 HAZARDS = ("lava",)
@@ -181,15 +182,20 @@ class LMAgent:
 
 
 def play(agent, env_id: str, seeds: list[int], max_steps: int | None = None, batch: int = 8,
-         use_shield: bool = False, render: bool = False, on_step=None, describe_fn=describe) -> list[Episode]:
+         use_shield: bool = False, render: bool = False, on_step=None, describe_fn=describe,
+         train_levels: bool = False) -> list[Episode]:
     """Play one episode per seed, `batch` envs at a time; returns them in seed order.
 
     `on_step(episode, step, env)` is called after every step (for printing or progress bars).
+    With `train_levels`, a seed that gives a held-out level moves on to a training level
+    (`envs.levels.TrainLevels`), as training resets do.
     """
     episodes = []
     for start in range(0, len(seeds), batch):
         group = seeds[start:start + batch]
         env_list = [envs.make(env_id, render_mode="rgb_array" if render else None) for _ in group]
+        if train_levels:
+            env_list = [TrainLevels(env) for env in env_list]
         obs = [env.reset(seed=seed)[0] for env, seed in zip(env_list, group)]
         eps = [Episode(env_id, seed, task=task_of(env)) for env, seed in zip(env_list, group)]
         # Each env truncates at its own limit (a mixture's tasks differ); max_steps caps them all.

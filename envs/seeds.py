@@ -12,7 +12,7 @@ True
 
 from __future__ import annotations
 
-PPO_STREAM, SFT_STREAM, BASELINE_STREAM = 0, 1, 2  # seed streams: PPO rollouts, SFT demos, MLP baseline
+PPO_STREAM, SFT_STREAM, BASELINE_STREAM, DAGGER_STREAM = 0, 1, 2, 3  # seed streams: PPO rollouts, SFT demos, MLP baseline, DAgger learner episodes
 MAX_EVAL_SEEDS = 100_000  # eval seeds are 0 .. MAX_EVAL_SEEDS-1; never used for training
 TRAIN_SEED_BASE = 1_000_000  # first training seed
 EPISODES_PER_ENV = 100_000  # seed block per env slot (slot = rank * num_envs + env)
@@ -30,7 +30,7 @@ def eval_seeds(n: int = 100) -> list[int]:
 def train_seed(env_index: int, episode: int, stream: int = 0) -> int:
     """Seed of `episode` (0, 1, ...) of env slot `env_index` in seed stream `stream`.
 
-    Streams keep data sources apart (PPO_STREAM, SFT_STREAM, BASELINE_STREAM). Env slot
+    Streams keep data sources apart (PPO_STREAM, SFT_STREAM, BASELINE_STREAM, DAGGER_STREAM). Env slot
     `rank * num_envs + i` gives every process its own levels.
     """
     if not 0 <= env_index < MAX_ENV_SLOTS:

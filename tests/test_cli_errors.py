@@ -30,6 +30,7 @@ CLIS = {
     "compare_curves": ["training/compare_curves.py"],
     "evals.transfer": ["-m", "evals.transfer", *TINY, "--episodes", "1", "--threads", "1"],
     "evals.levels": ["-m", "evals.levels", "--seeds", "10"],
+    "evals.harmful": ["-m", "evals.harmful"],
 }
 WRITES_OUT = ("evals.benchmark", "rl_finetune", "sft", "ppo_baseline", "compare_curves", "evals.transfer")
 WFC = "MiniGrid-WFC-DungeonMazeScaled-v0"  # listed by --list-envs, but minigrid's wheel lacks its pattern files
@@ -71,6 +72,9 @@ CORE = [
     ("rl_finetune", ["--learning-rate", "nan"], "'nan' is not a finite number"),
     ("rl_finetune", ["--seed", "-1"], "out of range"),
     ("sft", ["--deviation", "1.5"], "--deviation must be in [0, 1)"),
+    ("sft", ["--learner-episodes", "3"], "give it with --init-adapter"),
+    ("evals.harmful", ["--data", "{tmp}/missing.tsv"], "is not a file"),
+    ("sft", ["--init-adapter", "{tmp}/missing"], "holds no adapter_config.json"),
     ("sft", ["--learning-rate", "inf"], "'inf' is not a finite number"),
     # output that is a file, lies under a file, or cannot be written
     ("agent.run", ["--gif", "{file}/episode.gif"], "lies under a file"),

@@ -71,3 +71,41 @@ def test_bad_cli_values_exit_2(argv, capsys):
         parse(SFTConfig, argv)
     assert stop.value.code == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_expert_labels_are_the_experts_at_the_learners_states():
+    """DAgger's relabelling: the learner (here random) picks the actions, every visited state
+    is labelled with what the expert would do there; replaying the episode checks each label."""
+    import envs
+    from agent.episodes import RandomAgent, play
+    from agent.perception import describe
+    from envs.expert import expert_action
+    from envs.levels import TrainLevels, split_of
+    from training.sft import ExpertLabels
+
+    labels = ExpertLabels(RandomAgent(seed=0))
+    episodes = play(labels, "MiniGrid-DoorKey-5x5-v0", [1_000_000, 1_000_001], max_steps=12, batch=1,
+                    train_levels=True)  # batch 1: pairs in episode order
+    steps = [s for e in episodes for s in e.steps]
+    assert [text for text, _ in labels.pairs] == [s.observation for s in steps]
+    got = iter(labels.pairs)
+    for episode in episodes:
+        env = TrainLevels(envs.make("MiniGrid-DoorKey-5x5-v0"))
+        obs, info = env.reset(seed=episode.seed)
+        assert split_of(info["level"], "MiniGrid-DoorKey-5x5-v0") == "train"
+        for step in episode.steps:
+            assert next(got) == (describe(obs), expert_action(env))
+            obs = env.step(step.executed)[0]
+
+
+def test_dagger_round_from_an_adapter(tmp_path):
+    from training.sft import main
+
+    common = ["--model", "tiny-random", "--no-bf16", "--eval-episodes", "0", "--threads", "1", "--no-progress",
+              "--epochs", "1"]
+    main([*common, "--demos", "20", "--out", str(tmp_path / "bc")])
+    summary = main([*common, "--demos", "5", "--init-adapter", str(tmp_path / "bc" / "final"),
+                    "--learner-episodes", "2", "--out", str(tmp_path / "dagger")])
+    assert summary["learner_pairs"] > 0 and summary["pairs"] == 5 + summary["learner_pairs"]
+    assert 0.0 <= summary["learner_success"] <= 1.0
+    assert (tmp_path / "dagger" / "final" / "adapter_config.json").is_file()

@@ -34,6 +34,7 @@ class TrainConfig(LMConfig):
     out: str | None = out_option(None, "run folder; the adapter goes to OUT/final")
     learning_rate: float = option(1e-4, LR_DOC)
     max_grad_norm: float = option(0.5, GRAD_NORM_DOC)
+    init_adapter: str | None = option(None, "start from this LoRA adapter folder (e.g. runs/sft/final from training/sft.py)")
     lora_rank: int = option(8, "LoRA rank r of a new adapter (a loaded --init-adapter keeps its own)")
     lora_alpha: int = option(16, "LoRA alpha of a new adapter, scale = alpha / r")
     target_modules: str = option("all-linear", "LoRA targets: all-linear or a comma list like q_proj,v_proj")
@@ -59,6 +60,9 @@ class TrainConfig(LMConfig):
             raise ValueError(f"--max-grad-norm must be positive, not {self.max_grad_norm}; try 0.5.")
         if not 0 <= self.eval_episodes <= MAX_EVAL_SEEDS:
             raise ValueError(f"--eval-episodes must be 0..{MAX_EVAL_SEEDS}, not {self.eval_episodes}.")
+        if self.init_adapter and not (Path(self.init_adapter) / "adapter_config.json").is_file():
+            raise ValueError(f"--init-adapter {self.init_adapter} holds no adapter_config.json: pass a folder written by "
+                             "training/sft.py (OUT/final).")
         if not self.all_levels:
             check_splittable(self.env)
         if self.out is not None:

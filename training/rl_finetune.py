@@ -45,7 +45,6 @@ from training.rollout import EnvPool, Rollout, collect
 class PPOConfig(lora.TrainConfig):
     out: str | None = option(None, "run folder (default runs/{env}__ppo__{seed}__{time}); the adapter goes to OUT/final",
                              metavar="FOLDER")
-    init_adapter: str | None = option(None, "start from this LoRA adapter folder (e.g. runs/sft/final from training/sft.py)")
     resume: str | None = option(None, "continue the run in this folder from its newest valid checkpoint (its saved config is used)")
     total_steps: int = option(20000, "env steps over all envs and processes")
     num_envs: int = option(8, "envs per process, stepped in lockstep")
@@ -85,8 +84,6 @@ class PPOConfig(lora.TrainConfig):
         for name in ("clip_coef", "vf_clip", "vf_coef", "ent_coef", "kl_coef"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must not be negative.")
-        if self.init_adapter and not (Path(self.init_adapter) / "adapter_config.json").is_file():
-            raise ValueError(f"--init-adapter {self.init_adapter} holds no adapter_config.json: pass a folder written by training/sft.py (OUT/final).")
         if self.resume and not (Path(self.resume) / "checkpoints").is_dir() and not Path(self.resume).name.startswith("update_"):
             raise ValueError(f"--resume {self.resume} has no checkpoints/ folder: pass the --out folder of an earlier run.")
         if self.out is None:

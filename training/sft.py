@@ -11,6 +11,11 @@ under `LMPolicy.score_ids` (the softmax over the 7 phrases). Identical states ar
 trained once, weighted by how often each label occurred, which gives the same gradient
 as training on every pair. The result (`OUT/final`) loads with
 `agent.policy.load_policy(model, adapter=OUT/final)` and starts PPO via `--init-adapter`.
+
+DAgger (Ross et al., 2011): `--init-adapter A --learner-episodes N` plays N greedy episodes
+of adapter A on training levels, labels every state it visits with the expert's action,
+and trains A further on those pairs plus `--demos` fresh expert pairs. Repeat with a new
+`--seed` (new levels) and the last round's adapter.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from tqdm import tqdm
 
 from agent.actions import ACTION_PHRASES
 from agent.cli import check_range, option, out_option, parse_and_run
-from agent.episodes import take_step
+from agent.episodes import play, take_step
 from agent.perception import describe
 from agent.policy import save_adapter
 from agent.scoring import CachedScorer
@@ -52,6 +57,9 @@ class SFTConfig(lora.TrainConfig):
     epochs: int = option(12, "passes over the distinct states")
     batch_size: int = option(8, "distinct states per optimizer step (small: DoorKey has few distinct states)")
     weight_decay: float = option(0.0, "AdamW weight decay")
+    learner_episodes: int = option(0, "DAgger: play N training-level episodes greedily with the --init-adapter policy "
+                                      "and label every state it visits with the expert's action; these pairs join "
+                                      "the --demos expert pairs (0 = plain behaviour cloning)")
 
     def __post_init__(self):
         super().__post_init__()
@@ -63,6 +71,10 @@ class SFTConfig(lora.TrainConfig):
             check_range(f"--{name.replace('_', '-')}", getattr(self, name), 1)
         if self.weight_decay < 0:
             raise ValueError(f"--weight-decay must not be negative, not {self.weight_decay}; try 0.")
+        check_range("--learner-episodes", self.learner_episodes, 0)
+        if self.learner_episodes and not self.init_adapter:
+            raise ValueError("--learner-episodes plays the policy being corrected: give it with --init-adapter "
+                             "(e.g. runs/sft/final).")
 
 
 def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: bool = False) -> list[tuple[str, int]]:
@@ -86,6 +98,35 @@ def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: 
             obs, done = outcome.obs, outcome.done
     env.close()
     return pairs
+
+
+class ExpertLabels:
+    """Plays `agent`'s actions and keeps (observation text, expert action) at every state
+    visited: the learner chooses where to go, the expert says what it should have done."""
+
+    def __init__(self, agent):
+        self.agent, self.pairs = agent, []
+        self._last: dict[int, int] = {}  # id(env) -> the action it executed last, for the BabyAI bot
+
+    def decide(self, observations, texts, env_list):
+        decisions = self.agent.decide(observations, texts, env_list)
+        for text, env, decision in zip(texts, env_list, decisions):
+            try:
+                self.pairs.append((text, int(expert_action(env, self._last.get(id(env))))))
+            except NoPlanError:  # the learner made the level unsolvable: no label here
+                pass
+            self._last[id(env)] = decision.action
+        return decisions
+
+
+def collect_learner_pairs(policy, env_id: str, episodes: int, seed: int, all_levels: bool = False):
+    """(observation text, expert action) pairs from `episodes` greedy episodes of `policy`
+    on training levels (DAgger's relabelling), and the learner's success on them."""
+    labels = ExpertLabels(greedy_agent(policy))
+    slot = seed % seed_policy.MAX_ENV_SLOTS  # runs with different --seed relabel different levels
+    seeds = [seed_policy.train_seed(slot, i, seed_policy.DAGGER_STREAM) for i in range(episodes)]
+    played = play(labels, env_id, seeds, batch=32, train_levels=not all_levels)
+    return labels.pairs, sum(e.success for e in played) / len(played)
 
 
 def label_counts(policy, pairs: list[tuple[str, int]]) -> tuple[list[list[int]], torch.Tensor]:
@@ -120,7 +161,7 @@ def train(config: SFTConfig) -> dict:
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     began = time.perf_counter()
-    policy = lora.trainable_policy(config.model, rank=config.lora_rank, alpha=config.lora_alpha,
+    policy = lora.trainable_policy(config.model, config.init_adapter, rank=config.lora_rank, alpha=config.lora_alpha,
                                    target_modules=config.target_modules, value_head=False, bf16=config.bf16,
                                    device=config.device, lora_layers=config.lora_layers)
     # Write nothing before the model has loaded: a bad --model must leave an existing --out as it was.
@@ -129,8 +170,16 @@ def train(config: SFTConfig) -> dict:
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log = MetricLog(out)
     pairs = collect_demos(config.env, config.demos, config.deviation, config.seed, config.all_levels)
+    learner = {}
+    if config.learner_episodes:
+        learner_pairs, success = collect_learner_pairs(policy, config.env, config.learner_episodes, config.seed,
+                                                       config.all_levels)
+        learner = {"learner_pairs": len(learner_pairs), "learner_success": success}
+        print(f"DAgger: {config.learner_episodes} learner episodes on training levels, greedy success {success:.2f}, "
+              f"{len(learner_pairs)} states relabelled by the expert", flush=True)
+        pairs += learner_pairs
     states, counts = label_counts(policy, pairs)
-    print(f"{len(pairs)} expert pairs -> {len(states)} distinct states ({time.perf_counter() - began:.0f} s)", flush=True)
+    print(f"{len(pairs)} pairs -> {len(states)} distinct states ({time.perf_counter() - began:.0f} s)", flush=True)
 
     params = lora.trainable_parameters(policy)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -180,7 +229,7 @@ def train(config: SFTConfig) -> dict:
     final_loss = dataset_loss(policy, states, counts, 64)
     save_adapter(policy, out / "final")
     train_seconds = time.perf_counter() - began
-    summary = {"env": config.env, "pairs": len(pairs), "distinct_states": len(states),
+    summary = {"env": config.env, "pairs": len(pairs), **learner, "distinct_states": len(states),
                "initial_ce": initial_loss, "final_ce": final_loss, "train_seconds": train_seconds,
                "adapter": str(out / "final")}
     if config.eval_episodes:
