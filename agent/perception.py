@@ -160,16 +160,33 @@ def _position(p: Percept) -> str:
 
 def describe(obs: Mapping) -> str:
     """One-line English description of the observation; format in the module docstring."""
+    return render(text_parts(obs))
+
+
+def text_parts(obs: Mapping) -> dict[str, str | None]:
+    """What `describe` says, part by part: "mission", one "see:<name>" entry per listed name
+    (its positions), "front" and "holding". `render` turns them back into the text, so an
+    explanation can leave one part out (`agent.explain`)."""
     groups: dict[str, list[str]] = {}  # insertion order = order of each name's nearest percept
     for p in perceive(obs):
         groups.setdefault(object_name(p), []).append(_position(p))
-    seen = "; ".join(f"{name} {', '.join(positions)}" for name, positions in groups.items())
     held = carrying(obs)
-    parts = []
     mission = str(obs.get("mission", "")).strip()
+    return {"mission": mission or None,
+            **{f"see:{name}": ", ".join(positions) for name, positions in groups.items()},
+            "front": in_front(obs), "holding": object_name(held) if held else "nothing"}
+
+
+def render(parts: Mapping[str, str | None]) -> str:
+    """The `describe` text of `text_parts`; a part that is missing is left out of the text."""
+    out = []
+    mission = parts.get("mission")
     if mission:
-        parts.append(f"Mission: {mission}" + ("" if mission[-1] in ".!?" else "."))
-    parts.append(f"You see: {seen or 'nothing'}.")
-    parts.append(f"In front: {in_front(obs)}.")
-    parts.append(f"Holding: {object_name(held) if held else 'nothing'}.")
-    return " ".join(parts)
+        out.append(f"Mission: {mission}" + ("" if mission[-1] in ".!?" else "."))
+    seen = "; ".join(f"{key[4:]} {where}" for key, where in parts.items() if key.startswith("see:"))
+    out.append(f"You see: {seen or 'nothing'}.")
+    if "front" in parts:
+        out.append(f"In front: {parts['front']}.")
+    if "holding" in parts:
+        out.append(f"Holding: {parts['holding']}.")
+    return " ".join(out)

@@ -3,6 +3,7 @@
     python -m agent.run --env MiniGrid-DoorKey
     python -m agent.run --env BabyAI-GoToObj --mode generate --reason --render ascii
     python -m agent.run --env MiniGrid-DoorKey --adapter adapters/doorkey-5x5 --gif episode.gif
+    python -m agent.run --env MiniGrid-DoorKey --adapter adapters/doorkey-5x5 --explain
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import envs
 from agent.actions import ACTION_PHRASES
 from agent.cli import LMConfig, check_out_file, check_range, option, parse_and_run, switch
 from agent.episodes import LMAgent, play
+from agent.explain import ExplainingAgent
 from agent.gif import write_gif
 from agent.policy import load_policy
 
@@ -35,6 +37,8 @@ class RunConfig(LMConfig):
     render: str = option("none", "ascii: print an ASCII map after each step", choices=("none", "ascii"))
     gif: str | None = option(None, "write the episodes as a GIF with the text beside the frames", metavar="PATH")
     shield: bool = switch("block actions that step into lava; take the most probable safe one")
+    explain: bool = switch("after each decision, the parts of the text (mission, objects seen, in front, holding) "
+                           "whose removal lowers the chosen action's probability most (occlusion, agent/explain.py)")
     json: bool = switch("print one machine-readable summary instead of the steps")
     list_envs: bool = switch("print every MiniGrid/BabyAI id and exit")
 
@@ -51,10 +55,11 @@ class RunConfig(LMConfig):
 
 def make_agent(args):
     policy = load_policy(args.model, args.adapter, device=args.device)
-    return LMAgent(policy, mode=args.mode, reason=args.reason, greedy=not args.sample, seed=args.seed)
+    agent = LMAgent(policy, mode=args.mode, reason=args.reason, greedy=not args.sample, seed=args.seed)
+    return ExplainingAgent(agent, policy) if args.explain else agent
 
 
-def print_step(episode, step, env, ascii_map: bool) -> None:
+def print_step(episode, step, env, ascii_map: bool, explainer: ExplainingAgent | None = None) -> None:
     d = step.decision
     print(f"[seed {episode.seed} step {step.t}] {step.observation}")
     if d.raw_text is not None:
@@ -63,6 +68,8 @@ def print_step(episode, step, env, ascii_map: bool) -> None:
     prob = f" p={d.probs[d.action]:.2f}" if d.probs else ""
     shielded = f" [shield: {ACTION_PHRASES[d.action]} blocked]" if step.shielded else ""
     print(f"  action: {ACTION_PHRASES[step.executed]}{prob}{shielded}  reward={step.reward:.2f}")
+    if explainer:
+        print(f"  {explainer.describe(step.observation, d.action)}")
     if ascii_map:
         print(env.unwrapped.pprint_grid())
 
@@ -93,7 +100,8 @@ def watch(args: RunConfig) -> int:
     agent = make_agent(args)
 
     seeds = [args.seed + i for i in range(args.episodes)]
-    on_step = None if args.json else (lambda ep, step, env: print_step(ep, step, env, args.render == "ascii"))
+    explainer = agent if args.explain else None
+    on_step = None if args.json else (lambda ep, step, env: print_step(ep, step, env, args.render == "ascii", explainer))
     began = time.perf_counter()
     episodes = play(agent, env_id, seeds, max_steps=args.max_steps, batch=1 if not args.json else 8,
                     use_shield=args.shield, render=bool(args.gif), on_step=on_step)
@@ -101,6 +109,9 @@ def watch(args: RunConfig) -> int:
     summary = {"env": env_id, "model": args.model, "adapter": args.adapter, "mode": args.mode,
                **run_summary(episodes, sum(s.seconds for e in episodes for s in e.steps))}
     summary["wall_seconds"] = round(elapsed, 2)
+    if explainer:
+        costs = [e.seconds for e in explainer.explanations.values()]
+        summary.update(explained_states=len(costs), seconds_per_explanation=sum(costs) / len(costs) if costs else None)
     if args.gif:
         write_gif(episodes, args.gif)
     if args.json:

@@ -31,6 +31,8 @@ CLIS = {
     "evals.transfer": ["-m", "evals.transfer", *TINY, "--episodes", "1", "--threads", "1"],
     "evals.levels": ["-m", "evals.levels", "--seeds", "10"],
     "evals.harmful": ["-m", "evals.harmful"],
+    "evals.faithfulness": ["-m", "evals.faithfulness", *TINY, "--envs", "DoorKey-5x5", "--episodes", "1",
+                           "--max-steps", "2", "--threads", "1"],
 }
 WRITES_OUT = ("evals.benchmark", "rl_finetune", "sft", "ppo_baseline", "compare_curves", "evals.transfer")
 WFC = "MiniGrid-WFC-DungeonMazeScaled-v0"  # listed by --list-envs, but minigrid's wheel lacks its pattern files
@@ -74,6 +76,8 @@ CORE = [
     ("sft", ["--deviation", "1.5"], "--deviation must be in [0, 1)"),
     ("sft", ["--learner-episodes", "3"], "give it with --init-adapter"),
     ("evals.harmful", ["--data", "{tmp}/missing.tsv"], "is not a file"),
+    ("evals.faithfulness", ["--adapter", "{tmp}/missing"], "holds no adapter_config.json"),
+    ("evals.faithfulness", ["--envs", "DoorKee"], "Unknown environment 'DoorKee'"),
     ("sft", ["--init-adapter", "{tmp}/missing"], "holds no adapter_config.json"),
     ("sft", ["--learning-rate", "inf"], "'inf' is not a finite number"),
     # output that is a file, lies under a file, or cannot be written
