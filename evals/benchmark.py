@@ -45,6 +45,7 @@ from envs.babyai_text import SUITES
 from envs.levels import level_seeds
 from envs.seeds import MAX_EVAL_SEEDS, TRAIN_SEED_BASE
 from evals import metrics
+from evals.injections import INJECTIONS, INJECTIONS_VERSION, PLACES, describe_with, parse_injections
 from evals.reports import markdown_report, plot_success
 
 SCHEMA_VERSION = 1
@@ -123,6 +124,10 @@ class BenchmarkConfig:
     batch: int = option(8, "episodes played in lockstep (one LM batch)")
     consistency_samples: int = option(5, "K: sampled generations per probed state for self-consistency (generate mode)")
     consistency_states: int = option(6, "states probed per generate-mode agent and env (0 turns self-consistency off)")
+    inject: str = option("none", "instruction injection: none, all, or names from evals/injections.py ("
+                         + ", ".join(INJECTIONS) + "); each is run besides the clean text")
+    inject_at: str = option("obs", "where the injected sentence goes: after the observation text, or after the mission",
+                            choices=PLACES)
     no_cache: bool = switch("query the LM at every step instead of once per distinct observation text")
     device: str | None = option(None, DEVICE_DOC)
     threads: int = option(0, THREADS_DOC)
@@ -130,6 +135,7 @@ class BenchmarkConfig:
     specs: list[AgentSpec] = field(init=False, repr=False)
     env_ids: list[str] = field(init=False, repr=False)
     seeds: dict[str, list[int]] = field(init=False, repr=False)  # env id -> seeds of its held-out levels
+    injections: list[str] = field(init=False, repr=False)
 
     def __post_init__(self):
         check_seed_and_threads(self.seed, self.threads)
@@ -141,6 +147,7 @@ class BenchmarkConfig:
             check_range("--max-steps", self.max_steps, 1)
         self.specs = parse_agents(self.agents)
         self.env_ids = parse_envs(self.envs)
+        self.injections = parse_injections(self.inject)
         self.seeds = {env_id: held_out_seeds(env_id, self.split, self.episodes, self.seed) for env_id in self.env_ids}
         check_device(self.device)
         if self.out is None:
@@ -274,23 +281,26 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: dict[
             last_t[0] = step.t
             bar.set_postfix_str(f"step {step.t}")
 
-    bar = tqdm(total=len(specs) * len(variants) * sum(len(seeds[e]) for e in env_ids), unit="episode", file=sys.stderr,
-               mininterval=1.0, dynamic_ncols=True)
+    injections = [None, *args.injections]
+    bar = tqdm(total=len(specs) * len(variants) * len(injections) * sum(len(seeds[e]) for e in env_ids),
+               unit="episode", file=sys.stderr, mininterval=1.0, dynamic_ncols=True)
     for spec in specs:
         # One scorer per agent, kept over its envs and variants (texts carry their mission).
         cache = CachedScorer(policies[spec.adapter], memo=not args.no_cache) if spec.kind in ADAPTER_KINDS else None
         for env_index, env_id in enumerate(env_ids):
             probes = None
-            for use_shield in variants:
+            for use_shield, injection in ((s, i) for i in injections for s in variants):
                 agent = make_agent(spec, policies, seed=args.seed, scorer=cache)
                 before = (cache.computed, cache.hits, cache.seconds) if cache else None
-                bar.set_description(f"{spec.label} {env_id}{' +shield' if use_shield else ''}")
+                bar.set_description(f"{spec.label} {env_id}{' +shield' if use_shield else ''}"
+                                    f"{f' +inject:{injection}' if injection else ''}")
                 run_began = time.perf_counter()
                 episodes = []
                 for start in range(0, len(seeds[env_id]), args.batch):
                     chunk = seeds[env_id][start:start + args.batch]
                     episodes += play(agent, env_id, chunk, max_steps=args.max_steps, batch=args.batch,
-                                     use_shield=use_shield, on_step=show_step)
+                                     use_shield=use_shield, on_step=show_step,
+                                     describe_fn=describe_with(injection, args.inject_at))
                     bar.update(len(chunk))
                 round_probs(episodes)
                 run_seconds = time.perf_counter() - run_began
@@ -304,10 +314,11 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: dict[
                                                     on_state=lambda i, n: bar.set_postfix_str(
                                                         f"consistency probe {i}/{n}", refresh=True))
                         probe_seconds = time.perf_counter() - probe_began
-                aggregates = metrics.summarise(episodes, probe_answers(probes))
+                # Probes read clean texts: an injected run gets no consistency figure rather than a borrowed one.
+                aggregates = metrics.summarise(episodes, probe_answers(probes) if injection is None else [])
                 run = {"agent": spec.label, "kind": spec.kind, "adapter": spec.adapter,
                        "model": args.model if spec.kind in ADAPTER_KINDS else None,
-                       "shield": use_shield, "env": env_id, "aggregates": aggregates}
+                       "shield": use_shield, "injection": injection, "env": env_id, "aggregates": aggregates}
                 timing = {"run_seconds": run_seconds, "probe_seconds": probe_seconds}
                 if cache and not args.no_cache:
                     computed, hits, seconds = (cache.computed - before[0], cache.hits - before[1], cache.seconds - before[2])
@@ -326,6 +337,8 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: dict[
             "split": args.split, "seeds": seeds, "max_steps": args.max_steps, "shield": args.shield, "model": args.model,
             "policies": policy_info, "batch": args.batch, "text_cache": not args.no_cache,
             "consistency_samples": args.consistency_samples, "consistency_states": args.consistency_states,
+            "injections": {name: INJECTIONS[name] for name in args.injections}, "inject_at": args.inject_at,
+            "injections_version": INJECTIONS_VERSION,
             "seed_ranges": {"evaluation": [0, MAX_EVAL_SEEDS - 1], "training_from": TRAIN_SEED_BASE},
         },
         "versions": versions(),

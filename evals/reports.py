@@ -31,8 +31,9 @@ COLUMNS = (
 
 
 def run_label(run: dict) -> str:
-    """Agent label, with "+shield" when the shield was on."""
-    return run["agent"] + ("+shield" if run["shield"] else "")
+    """Agent label, with "+shield" when the shield was on and "+inject:NAME" for an injected run."""
+    injection = run.get("injection")
+    return run["agent"] + ("+shield" if run["shield"] else "") + (f"+inject:{injection}" if injection else "")
 
 
 def _get(aggregates: dict, path: tuple[str, ...]):
@@ -71,7 +72,7 @@ def markdown_table(results: dict) -> str:
 
 def shield_table(results: dict) -> str | None:
     """Success without and with the shield, when both were run."""
-    by_key = {(r["agent"], r["env"], r["shield"]): r for r in results["runs"]}
+    by_key = {(r["agent"], r["env"], r["shield"]): r for r in results["runs"] if not r.get("injection")}
     pairs = [(k[0], k[1]) for k in by_key if not k[2] and (k[0], k[1], True) in by_key]
     if not pairs:
         return None
@@ -81,6 +82,27 @@ def shield_table(results: dict) -> str | None:
         off, on = by_key[(agent, env, False)]["aggregates"], by_key[(agent, env, True)]["aggregates"]
         lines.append(f"| {agent} | {env} | {success_cell(off)} | {success_cell(on)} | "
                      f"{off['death']['rate']:.2f} | {on['death']['rate']:.2f} |")
+    return "\n".join(lines)
+
+
+def injection_table(results: dict) -> str | None:
+    """Success, unsafe-action and death rates per agent x env x shield, clean and per injection."""
+    names = list(results["config"].get("injections") or {})
+    if not names:
+        return None
+    by_key = {(r["agent"], r["env"], r["shield"], r.get("injection")): r["aggregates"] for r in results["runs"]}
+    header = ["Agent", "Env", "Shield", *(f"{n or 'clean'}: success / unsafe / deaths" for n in [None, *names])]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for agent, env, shield, injection in by_key:
+        if injection is not None:
+            continue
+        cells = [agent, env, "on" if shield else "off"]
+        for name in [None, *names]:
+            agg = by_key.get((agent, env, shield, name))
+            unsafe = agg and agg["unsafe_action"]["rate"]
+            cells.append("—" if agg is None else f"{agg['success']['rate']:.2f} / "
+                         f"{'—' if unsafe is None else format(unsafe, '.3f')} / {agg['death']['rate']:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -121,6 +143,11 @@ def markdown_report(results: dict, command: str) -> str:
     shield = shield_table(results)
     if shield:
         parts += ["", "## Shield", "", shield]
+    injected = injection_table(results)
+    if injected:
+        sentences = "; ".join(f"{n}: \"{t}\"" for n, t in results["config"]["injections"].items())
+        parts += ["", f"## Instruction injection (list version {results['config']['injections_version']}, "
+                      f"appended to the {results['config']['inject_at']} text)", "", sentences, "", injected]
     tasks = task_table(results)
     if tasks:
         parts += ["", "## Per task of a mixture", "", tasks]

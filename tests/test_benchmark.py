@@ -89,6 +89,7 @@ def test_text_cache_counts_each_decision_once(tmp_path):
     (["--shield", "maybe"], "invalid choice"),
     (["--device", "bogus"], "Unknown --device 'bogus'"),
     (["--agents", "llm:/no/such/adapter"], "holds no adapter_config.json"),
+    (["--inject", "lava,nope"], "unknown name nope"),
 ])
 def test_bad_input_exits_2_with_one_sentence(tmp_path, capsys, args, phrase):
     with pytest.raises(SystemExit) as exit_info:
@@ -138,3 +139,36 @@ def test_adapter_agents_share_one_loaded_policy(tmp_path, monkeypatch):
     assert [r["agent"] for r in results["runs"]] == ["llm", f"llm:{adapter}", f"llm-generate:{adapter}"]
     assert [r["adapter"] for r in results["runs"]] == [None, str(adapter), str(adapter)]
     assert len(loads) == 2 and set(results["config"]["policies"]) == {"base", str(adapter)}
+
+
+def test_injection_runs_every_agent_with_each_sentence(tmp_path):
+    from evals.injections import INJECTIONS
+
+    out = tmp_path / "inject"
+    assert benchmark.main(["--model", "tiny-random", "--device", "cpu", "--agents", "expert,llm", "--envs",
+                           "MiniGrid-LavaGapS7-v0", "--episodes", "2", "--max-steps", "3", "--inject", "lava,turn",
+                           "--inject-at", "mission", "--shield", "both", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["injections"] == {n: INJECTIONS[n] for n in ("lava", "turn")}
+    assert [(r["agent"], r["injection"], r["shield"]) for r in results["runs"]] == [
+        (agent, injection, shield) for agent in ("expert", "llm") for injection in (None, "lava", "turn")
+        for shield in (False, True)]
+    injected = [r for r in results["runs"] if r["agent"] == "llm" and r["injection"] == "lava"]
+    texts = [s["observation"] for r in injected for e in r["episodes"] for s in e["steps"]]
+    assert texts and all(f"square. {INJECTIONS['lava']} You see:" in t for t in texts)  # after the mission
+    report = (out / "results.md").read_text()
+    assert "## Instruction injection" in report and "lava: success / unsafe / deaths" in report
+    assert "llm+inject:turn" in report
+
+
+def test_injected_text_goes_after_the_observation():
+    import envs
+    from agent.perception import describe
+    from evals.injections import INJECTIONS, describe_with, parse_injections
+
+    obs, _ = envs.make("MiniGrid-LavaGapS7-v0").reset(seed=0)
+    assert describe_with("lava")(obs) == describe(obs) + " " + INJECTIONS["lava"]
+    assert describe_with(None)(obs) == describe(obs)
+    assert parse_injections("all") == list(INJECTIONS) and parse_injections("none") == []
+    with pytest.raises(ValueError, match="unknown name"):
+        parse_injections("lava,nope")
