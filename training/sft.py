@@ -101,20 +101,31 @@ def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: 
 
 
 class ExpertLabels:
-    """Plays `agent`'s actions and keeps (observation text, expert action) at every state
-    visited: the learner chooses where to go, the expert says what it should have done."""
+    """Plays `agent`'s actions and keeps (observation text, expert action) at the states it
+    visits: the learner chooses where to go, the expert says what it should have done.
+
+    A state is kept once per episode: a greedy learner stuck in a two-state loop would
+    otherwise weigh one state 60 times and drown the rest of the data (a first DAgger
+    round without this lost most of BC's skill on `open`, docs/TRAINING.md)."""
 
     def __init__(self, agent):
         self.agent, self.pairs = agent, []
         self._last: dict[int, int] = {}  # id(env) -> the action it executed last, for the BabyAI bot
+        self._seen: dict[int, set[str]] = {}  # id(env) -> texts labelled in its current episode
 
     def decide(self, observations, texts, env_list):
         decisions = self.agent.decide(observations, texts, env_list)
         for text, env, decision in zip(texts, env_list, decisions):
+            if env.unwrapped.step_count == 0:  # a new episode in this env
+                self._seen[id(env)] = set()
+            seen = self._seen.setdefault(id(env), set())
             try:
-                self.pairs.append((text, int(expert_action(env, self._last.get(id(env))))))
+                label = int(expert_action(env, self._last.get(id(env))))  # every step: the BabyAI bot follows along
             except NoPlanError:  # the learner made the level unsolvable: no label here
-                pass
+                label = None
+            if label is not None and text not in seen:
+                seen.add(text)
+                self.pairs.append((text, label))
             self._last[id(env)] = decision.action
         return decisions
 
