@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -73,8 +72,6 @@ class FaithfulnessConfig:
         check_device(self.device)
         if self.max_steps is not None:
             check_range("--max-steps", self.max_steps, 1)
-        if self.adapter and not (Path(self.adapter) / "adapter_config.json").is_file():
-            raise ValueError(f"--adapter {self.adapter} holds no adapter_config.json: pass a LoRA adapter folder.")
         self.env_ids = parse_envs(self.envs)
 
 
