@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from minigrid.core.actions import Actions
-from minigrid.core.constants import IDX_TO_OBJECT, STATE_TO_IDX
+from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, STATE_TO_IDX
 
 import envs
 from agent.actions import ACTION_PHRASES
@@ -56,6 +56,8 @@ class Step:
     shielded: bool
     reward: float
     seconds: float  # wall time of the decision, shared equally by the batch
+    front_color: str | None = None  # colour of the object in front (None: floor)
+    held: str | None = None  # "colour kind" of what the agent carries (None: nothing)
 
 
 @dataclass
@@ -91,6 +93,17 @@ def front_cell(obs) -> tuple[str, str | None]:
     kind_idx, _, state_idx = image[n // 2, n - 2]
     kind = IDX_TO_OBJECT[int(kind_idx)]
     return kind, (_IDX_TO_STATE[int(state_idx)] if kind == "door" else None)
+
+
+def colours(obs) -> tuple[str | None, str | None]:
+    """Colour of the object in front (None for floor) and "colour kind" of the carried one."""
+    image = obs["image"]
+    n = image.shape[0]
+    ahead, own = image[n // 2, n - 2], image[n // 2, n - 1]
+    front = IDX_TO_COLOR[int(ahead[1])] if IDX_TO_OBJECT[int(ahead[0])] not in ("empty", "unseen") else None
+    held = (f"{IDX_TO_COLOR[int(own[1])]} {IDX_TO_OBJECT[int(own[0])]}"
+            if IDX_TO_OBJECT[int(own[0])] not in ("empty", "unseen") else None)
+    return front, held
 
 
 def is_carrying(obs) -> bool:
@@ -216,9 +229,11 @@ def play(agent, env_id: str, seeds: list[int], max_steps: int | None = None, bat
                 front, front_state = front_cell(obs[i])
                 executed, blocked = shield(obs[i], decision) if use_shield else (decision.action, False)
                 carrying = is_carrying(obs[i])
+                front_colour, held = colours(obs[i])
                 outcome = take_step(env_list[i], obs[i], executed)
                 obs[i] = outcome.obs
-                step = Step(t, text, front, front_state, carrying, decision, executed, blocked, outcome.reward, seconds)
+                step = Step(t, text, front, front_state, carrying, decision, executed, blocked, outcome.reward, seconds,
+                            front_color=front_colour, held=held)
                 ep = eps[i]
                 ep.steps.append(step)
                 ep.total_return += outcome.reward

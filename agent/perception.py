@@ -150,7 +150,7 @@ def in_front(obs: Mapping) -> str:
     return name if kind == "lava" else f"a {name}"
 
 
-def _position(p: Percept) -> str:
+def position(p: Percept) -> str:
     # forward >= 0 in an agent-centric view, and (0, 0) is the agent's own cell.
     parts = [f"{p.forward} forward"] if p.forward else []
     if p.right:
@@ -169,7 +169,7 @@ def text_parts(obs: Mapping) -> dict[str, str | None]:
     explanation can leave one part out (`agent.explain`)."""
     groups: dict[str, list[str]] = {}  # insertion order = order of each name's nearest percept
     for p in perceive(obs):
-        groups.setdefault(object_name(p), []).append(_position(p))
+        groups.setdefault(object_name(p), []).append(position(p))
     held = carrying(obs)
     mission = str(obs.get("mission", "")).strip()
     return {"mission": mission or None,

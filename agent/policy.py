@@ -309,7 +309,7 @@ class LMPolicy(nn.Module):
                              config=self.backbone.config)
         with self.autocast():
             if frozen:
-                lower = self._lower_hidden(state_ids, ids, mask, positions, cache, frozen)
+                lower = self._lower_hidden(state_ids, ids, mask, positions, cache, frozen, tail=n_nodes)
                 upper = self._run_layers(lower, self.backbone.layers[frozen:], mask, positions, cache)
                 hidden = self.backbone.norm(upper)
             else:
@@ -342,15 +342,17 @@ class LMPolicy(nn.Module):
                            position_embeddings=embeddings)
         return hidden
 
-    def _lower_hidden(self, state_ids, ids, mask, positions, cache, frozen: int) -> torch.Tensor:
+    def _lower_hidden(self, state_ids, ids, mask, positions, cache, frozen: int, tail: int) -> torch.Tensor:
         """The rows' hidden states after the `frozen` bottom layers. They never change (no
         trainable weight below, the system part's KV there is fixed), so each state's rows
-        are computed once, without gradients, and kept (up to LOWER_CACHE states)."""
+        are computed once, without gradients, and kept (up to LOWER_CACHE states). A row is
+        its state's tokens right-padded, then `tail` columns every row shares the layout of
+        (the phrase tree's nodes in score mode)."""
         from transformers import DynamicCache
 
         store = self._lower_cache
-        width = ids.shape[1] - len(self._inner)
-        todo = [row for row, s in enumerate(state_ids) if (tuple(s), self.bf16) not in store]
+        width = ids.shape[1] - tail
+        todo = [row for row, s in enumerate(state_ids) if (tuple(s), self.bf16, tail) not in store]
         if todo:
             with torch.no_grad():
                 sub = DynamicCache(ddp_cache_data=[(k[todo], v[todo]) for k, v in
@@ -362,8 +364,8 @@ class LMPolicy(nn.Module):
                 n = len(state_ids[row])
                 if len(store) >= LOWER_CACHE:
                     store.pop(next(iter(store)))
-                store[(tuple(state_ids[row]), self.bf16)] = torch.cat([out[i, :n], out[i, width:]])
-        rows = [store[(tuple(s), self.bf16)] for s in state_ids]
+                store[(tuple(state_ids[row]), self.bf16, tail)] = torch.cat([out[i, :n], out[i, width:]])
+        rows = [store[(tuple(s), self.bf16, tail)] for s in state_ids]
         hidden = rows[0].new_zeros(ids.shape + rows[0].shape[-1:])
         for row, (s, kept) in enumerate(zip(state_ids, rows)):
             hidden[row, : len(s)] = kept[: len(s)]
@@ -371,6 +373,47 @@ class LMPolicy(nn.Module):
         return hidden
 
     # ----- generate mode ---------------------------------------------------------------
+    def answer_log_probs(self, state_ids: list[list[int]], answer_ids: list[list[int]]) -> torch.Tensor:
+        """Sum of log pi(answer token | system part, state, answer so far) per row: the
+        likelihood of a whole written answer (teacher forcing), for generate-mode training.
+        The system part is this policy's (`system=` at construction)."""
+        from transformers import DynamicCache
+
+        threads.follow()
+        dev, batch = self.device, len(state_ids)
+        rows = [list(s) + list(a) for s, a in zip(state_ids, answer_ids)]
+        lengths = torch.tensor([len(r) for r in rows], device=dev)
+        width = int(lengths.max())
+        ids = torch.full((batch, width), self.tokenizer.pad_token_id, device=dev)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r, device=dev)
+        past = self._prefix_kv()
+        n_sys = len(self.system_ids)
+        cols = torch.arange(width, device=dev)
+        positions = cols.expand(batch, -1) + n_sys
+        real = cols[None] < lengths[:, None]
+        mask = torch.zeros(batch, width, n_sys + width, dtype=torch.bool, device=dev)
+        mask[:, :, :n_sys] = True
+        mask[:, :, n_sys:] = torch.ones(width, width, dtype=torch.bool, device=dev).tril()[None] & real[:, None, :]
+        mask = self._attention_mask(mask[:, None])
+        cache = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in past],
+                             config=self.backbone.config)
+        frozen = self._frozen_layers()
+        with self.autocast():
+            if frozen:
+                lower = self._lower_hidden(rows, ids, mask, positions, cache, frozen, tail=0)
+                hidden = self.backbone.norm(self._run_layers(lower, self.backbone.layers[frozen:], mask, positions, cache))
+            else:
+                hidden = self.backbone(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                       cache=cache, use_cache=True).last_hidden_state
+        # Position t predicts token t + 1: the answer's tokens are predicted from len(state) - 1 on.
+        picks = [(i, len(s) - 1 + j, tok) for i, (s, a) in enumerate(zip(state_ids, answer_ids)) for j, tok in enumerate(a)]
+        row, col, target = (torch.tensor(x, device=dev) for x in zip(*picks))
+        with self.autocast():
+            logits = self.lm_head(hidden[row, col])
+        token_logp = torch.log_softmax(logits.float(), -1)[torch.arange(len(picks), device=dev), target]
+        return torch.zeros(batch, device=dev).index_add(0, row, token_logp)
+
     @torch.no_grad()
     def generate(self, observations: list[str], reason: bool = False, greedy: bool = True,
                  max_new_tokens: int | None = None, temperature: float = 1.0) -> list[Generation]:

@@ -30,7 +30,7 @@ from minigrid.core.actions import Actions
 from minigrid.core.constants import DIR_TO_VEC
 from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
 
-__all__ = ["NoPlanError", "expert_action"]
+__all__ = ["NoPlanError", "expert_action", "expert_target"]
 
 
 class NoPlanError(RuntimeError):
@@ -54,6 +54,35 @@ def expert_action(env: gymnasium.Env, last_action: int | None = None) -> int:
     if hasattr(base, "instrs"):
         return _babyai_action(base, last_action)
     return _minigrid_action(base)
+
+
+def expert_target(env: gymnasium.Env) -> tuple[str, str | None] | None:
+    """(kind, colour) of the object the expert is working towards now, or None (colour None:
+    any colour). Call after `expert_action` for this step. Used to write the reasons that
+    generate-mode training imitates (`training/reasons.py`).
+
+    BabyAI: the nearest object named by the bot's subgoals, top of its stack first. MiniGrid
+    goal-square envs: the key while a locked door stands and the key is not held, then the
+    door until it is open, then the goal.
+    """
+    base = env.unwrapped
+    if hasattr(base, "instrs"):
+        episode = _bot_episodes.get(base)
+        for subgoal in reversed(episode.bot.stack if episode else []):
+            datum = getattr(subgoal, "datum", None)
+            if getattr(datum, "type", None):  # an ObjDesc or a WorldObj, not a position
+                return datum.type, datum.color
+        return None
+    cells = [base.grid.get(x, y) for x in range(base.width) for y in range(base.height)]
+    doors = [c for c in cells if c is not None and c.type == "door" and not c.is_open]
+    carried = base.carrying
+    for door in doors:
+        has_key = carried is not None and carried.type == "key" and carried.color == door.color
+        if door.is_locked and not has_key and any(c is not None and c.type == "key" and c.color == door.color
+                                                  for c in cells):
+            return "key", door.color
+        return "door", door.color
+    return ("goal", "green") if any(c is not None and c.type == "goal" for c in cells) else None
 
 
 # --- MiniGrid: shortest path over (x, y, dir, picked-up key) ------------------------------

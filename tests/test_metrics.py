@@ -74,12 +74,25 @@ def test_invalid_output_counts_text_naming_no_action():
     (Actions.drop, "empty", None, False, True),  # nothing to drop
     (Actions.drop, "wall", None, True, True),  # cell in front not empty
     (Actions.left, "wall", None, False, False),
-    (Actions.done, "wall", None, False, False),
+    (Actions.done, "wall", None, False, True),  # a no-op outside GoToDoor/GoToObject
 ])
 def test_infeasible_action(action, front, front_state, carrying, expected):
     s = step(action, front, front_state, carrying)
     assert metrics.is_infeasible(s) is expected
     assert metrics.infeasible_action_rate([episode(s)]) == metrics.Rate(int(expected), 1)
+
+
+def test_infeasible_knows_key_colours_and_where_done_counts():
+    locked = step(Actions.toggle, "door", "locked", carrying=True)
+    locked.front_color, locked.held = "yellow", "blue key"
+    assert metrics.is_infeasible(locked)  # the wrong key
+    locked.held = "yellow key"
+    assert not metrics.is_infeasible(locked)
+    done = step(Actions.done, "empty")
+    assert metrics.is_infeasible(done) and not metrics.is_infeasible(done, done_counts=True)
+    assert metrics.done_has_effect("MiniGrid-GoToDoor-5x5-v0") and not metrics.done_has_effect("MiniGrid-DoorKey-5x5-v0")
+    goto_door = Episode("MiniGrid-GoToDoor-5x5-v0", 0, [done])
+    assert metrics.infeasible_action_rate([goto_door]) == metrics.Rate(0, 1)
 
 
 def test_infeasible_judges_the_choice_not_the_shielded_action():
@@ -96,24 +109,49 @@ def test_split_reason():
     assert metrics.split_reason(None) == ("", None)
 
 
-def test_hallucination_counts_names_absent_from_the_observation():
+def test_hallucination_judges_claims_against_the_percepts_not_the_mission():
     counted = step(raw_text="Reason: the blue key is ahead.\nAction: go forward", parsed="go forward")
     not_counted = step(raw_text="Reason: the red ball is 2 forward.\nAction: go forward", parsed="go forward")
     assert metrics.is_hallucination(counted) is True
-    assert metrics.hallucinated_names("the blue key is ahead.", OBS) == {"blue", "key"}
     assert metrics.is_hallucination(not_counted) is False
     assert metrics.hallucination_rate([episode(counted, not_counted)]) == metrics.Rate(1, 2)
+    # The mission names a red ball; the observation below shows none: naming it is a false claim.
+    unseen = "Mission: go to the red ball. You see: goal 1 left. In front: empty floor. Holding: nothing."
+    assert metrics.is_hallucination(step(raw_text="Reason: the red ball is close.\nAction: go forward",
+                                         parsed="go forward", observation=unseen)) is True
 
 
-def test_hallucination_knows_default_colours_plurals_and_scenery():
-    # goal implies green; walls (grey) are always there; "balls" is "ball"; "wall"/"floor" are scenery.
-    reason = "Reason: the green goal is left, two balls ahead, a grey wall and the floor.\nAction: turn left"
-    assert metrics.is_hallucination(step(raw_text=reason, parsed="turn left")) is False
-    lava = "Reason: avoid the red lava.\nAction: turn left"
-    assert metrics.is_hallucination(step(raw_text=lava, parsed="turn left")) is True  # no lava in OBS
-    no_reason = step(raw_text="Action: turn left", parsed="turn left")
-    assert metrics.is_hallucination(no_reason) is None
+@pytest.mark.parametrize("reason, false", [
+    ("The red ball is 2 forward, so I go forward.", False),
+    ("The red ball is 1 forward 1 left, so I turn left.", True),  # wrong position
+    ("The goal is 1 left, so I turn left.", False),  # the goal is green without saying so
+    ("The green goal is 1 left.", False),
+    ("The blue goal is 1 left.", True),
+    ("I do not see the goal, so I turn right.", True),  # it is in view
+    ("I do not see the yellow key, so I turn right.", False),
+    ("My hands are empty, so I turn left.", False),
+    ("I hold the yellow key, so I go forward.", True),  # holding nothing
+    ("The red ball is in front of me, so I pick it up.", True),  # in front: empty floor
+    ("Avoid the lava.", True),  # no lava in view
+    ("I will turn left and look around.", None),  # no checkable claim
+])
+def test_hallucination_claims(reason, false):
+    assert metrics.is_hallucination(step(raw_text=f"Reason: {reason}\nAction: turn left", parsed="turn left")) is false
+
+
+def test_hallucination_needs_a_reason():
+    assert metrics.is_hallucination(step(raw_text="Action: turn left", parsed="turn left")) is None
     assert metrics.is_hallucination(step(probs=[1.0] + [0.0] * 6)) is None
+
+
+def test_rates_per_distinct_generation_count_a_repeated_generation_once():
+    wrong = step(raw_text="Reason: the blue key is ahead.\nAction: go forward", parsed="go forward")
+    right = step(raw_text="Reason: the red ball is 2 forward.\nAction: go forward", parsed="go forward")
+    eps = [episode(wrong, wrong, wrong, right)]
+    assert metrics.hallucination_rate(eps) == metrics.Rate(3, 4)
+    assert metrics.hallucination_rate(eps, distinct=True) == metrics.Rate(1, 2)
+    summary = metrics.summarise(eps)
+    assert summary["hallucination_distinct"]["count"] == 1 and summary["invalid_output_distinct"]["total"] == 2
 
 
 def test_reason_action_mismatch():
@@ -129,12 +167,14 @@ def test_reason_action_mismatch():
 
 
 # ----- self-consistency -------------------------------------------------------------------------
-def test_agreement_and_self_consistency():
+def test_agreement_and_self_consistency_count_valid_answers_only():
     assert metrics.agreement(["drop"] * 4) == 1.0  # all agree: full consistency
-    assert metrics.agreement(["drop", "toggle", None, "pick up"]) == 0.25  # all differ
-    assert metrics.agreement([None, None, "drop"]) == pytest.approx(2 / 3)  # invalid is an answer too
-    assert metrics.self_consistency([["drop"] * 3, ["drop", "toggle", None]]) == pytest.approx((1 + 1 / 3) / 2)
+    assert metrics.agreement(["drop", "toggle", "done", "pick up"]) == 0.25  # all differ
+    assert metrics.agreement(["drop", "toggle", None, None]) == 0.5  # invalid outputs are left out
+    assert metrics.agreement([None, None, "drop"]) is None  # one valid sample: nothing to agree
+    assert metrics.self_consistency([["drop"] * 3, ["drop", "toggle", None], [None] * 3]) == pytest.approx((1 + 1 / 2) / 2)
     assert metrics.self_consistency([]) is None
+    assert metrics.probe_invalid_rate([["drop", None], [None, None]]) == metrics.Rate(3, 4)
 
 
 def test_policy_entropy():

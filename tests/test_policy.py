@@ -177,3 +177,47 @@ def test_cached_lower_layers_give_the_full_pass_scores_and_gradients():
     for got in (split, again):
         torch.testing.assert_close(got[0], full[0], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(got[1], full[1], atol=1e-5, rtol=1e-4)
+
+
+def test_answer_log_probs_equal_a_plain_forward_pass_with_and_without_cached_lower_layers():
+    """Teacher-forced answer likelihood (generate-mode training) = the sum of the answer's
+    token log-probs in one plain forward pass over system + state + answer; gradients too."""
+    from agent.prompts import REASON_SYSTEM
+    from training.lora import trainable_parameters, trainable_policy
+
+    policy = trainable_policy("tiny-random", rank=4, value_head=False, bf16=False, device="cpu", lora_layers=1,
+                              system=REASON_SYSTEM)
+    torch.manual_seed(0)
+    for name, weight in policy.named_parameters():
+        if "lora_B" in name:
+            with torch.no_grad():
+                weight.normal_(0, 0.1)
+    states = [policy.state_ids(o) for o in OBSERVATIONS]
+    answers = [encode(policy.tokenizer, a) for a in ("Reason: the goal is 2 forward, so I go forward.\nAction: go forward",
+                                                      "Reason: x\nAction: turn left", "Action: done")]
+    params = trainable_parameters(policy)
+
+    def plain():
+        total = []
+        for s, a in zip(states, answers):
+            ids = policy.system_ids + s + a
+            logp = torch.log_softmax(policy.model(torch.tensor([ids])).logits[0].float(), -1)
+            start = len(policy.system_ids) + len(s) - 1
+            total.append(sum(logp[start + j, t] for j, t in enumerate(a)))
+        return torch.stack(total)
+
+    def with_grads(fn):
+        for p in params:
+            p.grad = None
+        out = fn()
+        out.sum().backward()
+        return out.detach(), torch.cat([p.grad.flatten() for p in params])
+
+    expected = with_grads(plain)
+    split = with_grads(lambda: policy.answer_log_probs(states, answers))
+    again = with_grads(lambda: policy.answer_log_probs(states, answers))  # lower layers from the cache
+    policy._frozen_layers = lambda: 0
+    full = with_grads(lambda: policy.answer_log_probs(states, answers))
+    for got in (split, again, full):
+        torch.testing.assert_close(got[0], expected[0], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(got[1], expected[1], atol=1e-5, rtol=1e-3)

@@ -18,8 +18,8 @@ def test_weighted_ce_on_distinct_states_equals_ce_on_every_pair(tiny):
     pairs = collect_demos("MiniGrid-DoorKey-5x5-v0", 60, deviation=0.3, seed=0)
     states, counts = label_counts(policy, pairs)
     assert len(states) < len(pairs)  # DoorKey repeats states: the whole point of deduplication
-    every = policy.score_ids([policy.state_ids(t) for t, _ in pairs]).log_probs
-    per_pair = -every[torch.arange(len(pairs)), torch.tensor([a for _, a in pairs])].mean()
+    every = policy.score_ids([policy.state_ids(t) for t, _, _ in pairs]).log_probs
+    per_pair = -every[torch.arange(len(pairs)), torch.tensor([a for _, a, _ in pairs])].mean()
     torch.testing.assert_close(weighted_ce(policy, states, counts), per_pair, rtol=1e-5, atol=1e-5)
 
 
@@ -36,7 +36,7 @@ def test_demo_labels_are_the_experts_even_when_deviating():
 
     env = envs.make("MiniGrid-DoorKey-5x5-v0")
     obs, _ = env.reset(seed=seeds.train_seed(0, 0, seeds.SFT_STREAM))
-    assert pairs[0] == (describe(obs), expert_action(env))
+    assert pairs[0][:2] == (describe(obs), expert_action(env))
 
 
 def test_sft_lowers_ce_and_writes_a_loadable_adapter(tmp_path):
@@ -88,7 +88,7 @@ def test_expert_labels_are_the_experts_at_the_learners_states():
                     train_levels=True)  # batch 1: pairs in episode order
     # Each state once per episode, in the order first visited.
     firsts = [text for e in episodes for text in dict.fromkeys(s.observation for s in e.steps)]
-    assert [text for text, _ in labels.pairs] == firsts
+    assert [text for text, _, _ in labels.pairs] == firsts
     assert len(firsts) < sum(len(e.steps) for e in episodes)  # a random walk revisits states
     expected = {}
     for episode in episodes:
@@ -98,7 +98,7 @@ def test_expert_labels_are_the_experts_at_the_learners_states():
         for step in episode.steps:
             expected.setdefault((episode.seed, describe(obs)), expert_action(env))
             obs = env.step(step.executed)[0]
-    assert [label for _, label in labels.pairs] == list(expected.values())
+    assert [label for _, label, _ in labels.pairs] == list(expected.values())
 
 
 def test_dagger_round_from_an_adapter(tmp_path):
@@ -112,3 +112,30 @@ def test_dagger_round_from_an_adapter(tmp_path):
     assert summary["learner_pairs"] > 0 and summary["pairs"] == 5 + summary["learner_pairs"]
     assert 0.0 <= summary["learner_success"] <= 1.0
     assert (tmp_path / "dagger" / "final" / "adapter_config.json").is_file()
+
+
+def test_demos_carry_a_true_reason_that_names_the_experts_action():
+    """Generate-mode targets: each answer's reason commits to the labelled action, and the
+    grounded checks find no false claim in it against its own observation."""
+    from agent.actions import ACTION_PHRASES, parse_action
+    from evals.claims import false_claims, parse_scene
+    from evals.metrics import split_reason
+    from training.sft import collect_demos
+
+    for env_id in ("MiniGrid-DoorKey-5x5-v0", "BabyAI-TextPutNextTrain-v0", "BabyAI-TextOpenTrain-v0"):
+        for text, label, answer in collect_demos(env_id, 60, deviation=0.2, seed=2):
+            reason, action = split_reason(answer)
+            assert action == ACTION_PHRASES[label]
+            assert parse_action(reason) == ACTION_PHRASES[label], reason
+            assert false_claims(reason, parse_scene(text)) == [], (text, reason)
+
+
+def test_generate_mode_sft_lowers_the_answer_ce_and_plays_in_generate_mode(tmp_path):
+    from training.sft import main
+
+    summary = main(["--model", "tiny-random", "--mode", "generate", "--demos", "40", "--epochs", "3",
+                    "--learning-rate", "1e-2", "--no-bf16", "--eval-episodes", "1", "--threads", "1", "--no-progress",
+                    "--out", str(tmp_path / "gen")])
+    assert summary["mode"] == "generate"
+    assert summary["final_ce"] < summary["initial_ce"] - 0.5
+    assert (tmp_path / "gen" / "final" / "adapter_config.json").is_file()

@@ -53,9 +53,10 @@ def validation_seeds(env_id: str, n: int, all_levels: bool = False) -> list[int]
     return level_seeds(env_id, "all" if all_levels else "validation", n)
 
 
-def greedy_agent(policy, batch: int = 32) -> LMAgent:
-    """Score-mode greedy LM agent whose scorer runs `batch` distinct states per forward pass."""
-    return LMAgent(policy, scorer=CachedScorer(policy, batch_size=batch))
+def greedy_agent(policy, batch: int = 32, mode: str = "score") -> LMAgent:
+    """Greedy LM agent whose scorer runs `batch` distinct states per forward pass; generate
+    mode writes a reason before the action (the format `training/sft.py --mode generate` trains)."""
+    return LMAgent(policy, mode=mode, reason=mode == "generate", scorer=CachedScorer(policy, batch_size=batch))
 
 
 @dataclass
@@ -65,6 +66,9 @@ class EvalConfig(LMConfig):
     split: str = option("test", SPLIT_DOC, choices=SPLITS)
     seeds: list[int] = field(init=False, repr=False)  # of the levels played, from --split, --episodes, --seed
     batch: int = option(32, "states per forward pass")
+    mode: str = option("score", "score: rank the 7 action phrases; generate: write 'Reason: ...' then "
+                                "'Action: ...' and parse it (an invalid answer plays score mode's choice)",
+                       choices=("score", "generate"))
     max_steps: int | None = option(None, "step cap per episode (default: the env's)")
     shield: bool = switch("block actions that step into lava; take the most probable safe one")
 
@@ -79,8 +83,10 @@ class EvalConfig(LMConfig):
 
 def evaluate_cli(config: EvalConfig) -> EvalResult:
     policy = load_policy(config.model, config.adapter, device=config.device)
-    result = evaluate(greedy_agent(policy, config.batch), config.env, config.seeds, config.max_steps, config.shield)
-    print(json.dumps({"env": config.env, "adapter": config.adapter, "split": config.split, **result.__dict__}))
+    result = evaluate(greedy_agent(policy, config.batch, config.mode), config.env, config.seeds, config.max_steps,
+                      config.shield)
+    print(json.dumps({"env": config.env, "adapter": config.adapter, "mode": config.mode, "split": config.split,
+                      **result.__dict__}))
     return result
 
 

@@ -18,6 +18,7 @@ import torch
 from agent.cli import LMConfig, check_out_folder, check_range, option, out_option, switch
 from agent.models import ModelError, load_model
 from agent.policy import VALUE_HEAD_FILE, LMPolicy, load_adapter, load_value_head
+from agent.prompts import SCORE_SYSTEM
 from envs.levels import check_splittable
 from envs.seeds import MAX_EVAL_SEEDS
 
@@ -81,7 +82,8 @@ def parse_target_modules(text: str) -> str | list[str]:
 
 def trainable_policy(model: str = "smollm2-135m", init_adapter: str | None = None, rank: int = 8,
                      alpha: int = 16, target_modules: str = "all-linear", value_head: bool = True,
-                     bf16: bool | None = None, device=None, lora_layers: int = 0) -> LMPolicy:
+                     bf16: bool | None = None, device=None, lora_layers: int = 0,
+                     system: str = SCORE_SYSTEM) -> LMPolicy:
     """Load `model`, add a fresh LoRA adapter or continue `init_adapter`, wrap as a policy.
 
     Only LoRA weights and the value head require gradients. LoRA dropout is left at 0 so
@@ -111,7 +113,7 @@ def trainable_policy(model: str = "smollm2-135m", init_adapter: str | None = Non
             raise ModelError(f"--target-modules {target_modules!r} does not fit {model} ({first}): "
                              "use all-linear or names like q_proj,v_proj.") from None
     lm.eval()  # no dropout anywhere: sampling noise comes only from the action sampler
-    policy = LMPolicy(lm, tokenizer, bf16=bf16, value_head=value_head)
+    policy = LMPolicy(lm, tokenizer, bf16=bf16, value_head=value_head, system=system)
     if policy.bf16 and policy.device.type == "cpu":
         frozen_linears_to_bf16(lm)
     if value_head and init_adapter is not None and (Path(init_adapter) / VALUE_HEAD_FILE).is_file():

@@ -12,6 +12,12 @@ trained once, weighted by how often each label occurred, which gives the same gr
 as training on every pair. The result (`OUT/final`) loads with
 `agent.policy.load_policy(model, adapter=OUT/final)` and starts PPO via `--init-adapter`.
 
+Generate mode (`--mode generate`): the adapter learns to write "Reason: <one sentence>
+Action: <phrase>" (`training/reasons.py`: the sentence is built from the true percepts and
+the expert's current target) under `agent.prompts.REASON_SYSTEM`; the loss is the mean
+per-token cross-entropy of that answer (teacher forcing), and the adapter plays with
+`agent.run --mode generate --reason`.
+
 DAgger (Ross et al., 2011): `--init-adapter A --learner-episodes N` plays N greedy episodes
 of adapter A on training levels, labels every state it visits with the expert's action,
 and trains A further on those pairs plus `--demos` fresh expert pairs. Repeat with a new
@@ -35,13 +41,15 @@ from agent.cli import check_range, option, out_option, parse_and_run
 from agent.episodes import play, take_step
 from agent.perception import describe
 from agent.policy import save_adapter
+from agent.prompts import REASON_SYSTEM, SCORE_SYSTEM, encode
 from agent.scoring import CachedScorer
 from envs import seeds as seed_policy
-from envs.expert import NoPlanError, expert_action
+from envs.expert import NoPlanError, expert_action, expert_target
 from envs.levels import training_env
 from training import lora
 from training.evaluate import evaluate, greedy_agent, validation_seeds
 from training.logs import MetricLog
+from training.reasons import training_text
 
 
 @dataclass
@@ -57,6 +65,9 @@ class SFTConfig(lora.TrainConfig):
     epochs: int = option(12, "passes over the distinct states")
     batch_size: int = option(8, "distinct states per optimizer step (small: DoorKey has few distinct states)")
     weight_decay: float = option(0.0, "AdamW weight decay")
+    mode: str = option("score", "score: learn to rank the 7 action phrases; generate: learn to write "
+                                "'Reason: <sentence>' then 'Action: <phrase>' (play it with --mode generate --reason)",
+                       choices=("score", "generate"))
     learner_episodes: int = option(0, "DAgger: play N training-level episodes greedily with the --init-adapter policy "
                                       "and label every state it visits with the expert's action; these pairs join "
                                       "the --demos expert pairs (0 = plain behaviour cloning)")
@@ -72,13 +83,16 @@ class SFTConfig(lora.TrainConfig):
         if self.weight_decay < 0:
             raise ValueError(f"--weight-decay must not be negative, not {self.weight_decay}; try 0.")
         check_range("--learner-episodes", self.learner_episodes, 0)
+        if self.learner_episodes and self.mode == "generate":
+            raise ValueError("--learner-episodes (DAgger) relabels score-mode play only; drop it or use --mode score.")
         if self.learner_episodes and not self.init_adapter:
             raise ValueError("--learner-episodes plays the policy being corrected: give it with --init-adapter "
                              "(e.g. runs/sft/final).")
 
 
-def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: bool = False) -> list[tuple[str, int]]:
-    """`n` (observation text, expert action) pairs from consecutive training-level episodes."""
+def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: bool = False) -> list[tuple[str, int, str]]:
+    """`n` (observation text, expert action, written answer with its reason) triples from
+    consecutive training-level episodes."""
     rng = np.random.default_rng(seed)
     pairs: list[tuple[str, int]] = []
     episode = 0
@@ -92,7 +106,7 @@ def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: 
                 label = int(expert_action(env, action))  # the action taken, so the BabyAI bot replans after a deviation
             except NoPlanError:  # a deviation made the level unsolvable: start the next one
                 break
-            pairs.append((describe(obs), label))
+            pairs.append((describe(obs), label, training_text(obs, label, expert_target(env))))
             action = int(rng.integers(len(ACTION_PHRASES))) if rng.random() < deviation else label
             outcome = take_step(env, obs, action)
             obs, done = outcome.obs, outcome.done
@@ -101,8 +115,8 @@ def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: 
 
 
 class ExpertLabels:
-    """Plays `agent`'s actions and keeps (observation text, expert action) at the states it
-    visits: the learner chooses where to go, the expert says what it should have done.
+    """Plays `agent`'s actions and keeps (observation text, expert action, written answer) at
+    the states it visits: the learner chooses where to go, the expert says what it should have done.
 
     A state is kept once per episode: a greedy learner stuck in a two-state loop would
     otherwise weigh one state 60 times and drown the rest of the data (a first DAgger
@@ -115,7 +129,7 @@ class ExpertLabels:
 
     def decide(self, observations, texts, env_list):
         decisions = self.agent.decide(observations, texts, env_list)
-        for text, env, decision in zip(texts, env_list, decisions):
+        for obs, text, env, decision in zip(observations, texts, env_list, decisions):
             if env.unwrapped.step_count == 0:  # a new episode in this env
                 self._seen[id(env)] = set()
             seen = self._seen.setdefault(id(env), set())
@@ -125,7 +139,7 @@ class ExpertLabels:
                 label = None
             if label is not None and text not in seen:
                 seen.add(text)
-                self.pairs.append((text, label))
+                self.pairs.append((text, label, training_text(obs, label, expert_target(env))))
             self._last[id(env)] = decision.action
         return decisions
 
@@ -140,12 +154,12 @@ def collect_learner_pairs(policy, env_id: str, episodes: int, seed: int, all_lev
     return labels.pairs, sum(e.success for e in played) / len(played)
 
 
-def label_counts(policy, pairs: list[tuple[str, int]]) -> tuple[list[list[int]], torch.Tensor]:
+def label_counts(policy, pairs: list[tuple[str, int, str]]) -> tuple[list[list[int]], torch.Tensor]:
     """Distinct state token ids and, per state, how often each action was the label (S x A)."""
     index: dict[tuple[int, ...], int] = {}
     counts: list[list[float]] = []
     scorer = CachedScorer(policy)  # its text -> ids memo
-    for text, label in pairs:
+    for text, label, _ in pairs:
         ids = scorer.ids(text)
         if ids not in index:
             index[ids] = len(counts)
@@ -160,9 +174,32 @@ def weighted_ce(policy, states: list[list[int]], counts: torch.Tensor) -> torch.
     return -(counts.to(log_probs.device) * log_probs).sum() / counts.sum()
 
 
-def dataset_loss(policy, states, counts, batch_size: int) -> float:
+def answer_counts(policy, pairs: list[tuple[str, int, str]]) -> tuple[list[tuple[list[int], list[int]]], torch.Tensor]:
+    """Distinct (state token ids, answer token ids + end of turn) and how often each occurred (S,)."""
+    index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+    counts: list[float] = []
+    scorer = CachedScorer(policy)
+    end = policy.tokenizer.convert_tokens_to_ids(policy.tokenizer.eos_token)  # where generation stops
+    for text, _, answer in pairs:
+        key = (scorer.ids(text), tuple(encode(policy.tokenizer, answer)) + (end,))
+        if key not in index:
+            index[key] = len(counts)
+            counts.append(0.0)
+        counts[index[key]] += 1
+    return [(list(s), list(a)) for s, a in index], torch.tensor(counts)
+
+
+def answer_ce(policy, items: list[tuple[list[int], list[int]]], counts: torch.Tensor) -> torch.Tensor:
+    """Per-token cross-entropy of the written answers, each pair weighted by its count."""
+    log_probs = policy.answer_log_probs([s for s, _ in items], [a for _, a in items])
+    tokens = torch.tensor([len(a) for _, a in items], dtype=counts.dtype)
+    weights = counts.to(log_probs.device)
+    return -(weights * log_probs).sum() / (weights * tokens.to(log_probs.device)).sum()
+
+
+def dataset_loss(policy, states, counts, batch_size: int, loss=weighted_ce) -> float:
     with torch.no_grad():
-        total = sum(float(weighted_ce(policy, states[i:i + batch_size], counts[i:i + batch_size])) * float(counts[i:i + batch_size].sum())
+        total = sum(float(loss(policy, states[i:i + batch_size], counts[i:i + batch_size])) * float(counts[i:i + batch_size].sum())
                     for i in range(0, len(states), batch_size))
     return total / float(counts.sum())
 
@@ -174,7 +211,8 @@ def train(config: SFTConfig) -> dict:
     began = time.perf_counter()
     policy = lora.trainable_policy(config.model, config.init_adapter, rank=config.lora_rank, alpha=config.lora_alpha,
                                    target_modules=config.target_modules, value_head=False, bf16=config.bf16,
-                                   device=config.device, lora_layers=config.lora_layers)
+                                   device=config.device, lora_layers=config.lora_layers,
+                                   system=REASON_SYSTEM if config.mode == "generate" else SCORE_SYSTEM)
     # Write nothing before the model has loaded: a bad --model must leave an existing --out as it was.
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,7 +227,8 @@ def train(config: SFTConfig) -> dict:
         print(f"DAgger: {config.learner_episodes} learner episodes on training levels, greedy success {success:.2f}, "
               f"{len(learner_pairs)} states relabelled by the expert", flush=True)
         pairs += learner_pairs
-    states, counts = label_counts(policy, pairs)
+    loss_fn = answer_ce if config.mode == "generate" else weighted_ce
+    states, counts = (answer_counts if config.mode == "generate" else label_counts)(policy, pairs)
     print(f"{len(pairs)} pairs -> {len(states)} distinct states ({time.perf_counter() - began:.0f} s)", flush=True)
 
     params = lora.trainable_parameters(policy)
@@ -199,7 +238,7 @@ def train(config: SFTConfig) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total_steps)
     generator = torch.Generator().manual_seed(config.seed)
 
-    initial_loss = dataset_loss(policy, states, counts, 64)
+    initial_loss = dataset_loss(policy, states, counts, 64, loss_fn)
     log.write(0, {"losses/ce": initial_loss})
     print(f"epoch 0: ce {initial_loss:.4f}", flush=True)
     step = 0
@@ -211,7 +250,7 @@ def train(config: SFTConfig) -> dict:
         bar.set_description(f"epoch {epoch}/{config.epochs}")
         for start in range(0, len(order), config.batch_size):
             batch = order[start:start + config.batch_size]
-            loss = weighted_ce(policy, [states[i] for i in batch], counts[batch])
+            loss = loss_fn(policy, [states[i] for i in batch], counts[batch])
             if not torch.isfinite(loss):
                 print(f"warning: non-finite loss at step {step}; update skipped", flush=True)
                 optimizer.zero_grad(set_to_none=True)
@@ -237,14 +276,14 @@ def train(config: SFTConfig) -> dict:
         save_adapter(policy, out / "last")  # so a long run can be evaluated, or kept, before it ends
 
     bar.close()
-    final_loss = dataset_loss(policy, states, counts, 64)
+    final_loss = dataset_loss(policy, states, counts, 64, loss_fn)
     save_adapter(policy, out / "final")
     train_seconds = time.perf_counter() - began
-    summary = {"env": config.env, "pairs": len(pairs), **learner, "distinct_states": len(states),
+    summary = {"env": config.env, "mode": config.mode, "pairs": len(pairs), **learner, "distinct_states": len(states),
                "initial_ce": initial_loss, "final_ce": final_loss, "train_seconds": train_seconds,
                "adapter": str(out / "final")}
     if config.eval_episodes:
-        result = evaluate(greedy_agent(policy), config.env,
+        result = evaluate(greedy_agent(policy, mode=config.mode), config.env,
                           validation_seeds(config.env, config.eval_episodes, config.all_levels))
         summary.update({"eval_split": "all" if config.all_levels else "validation",
                         "eval_success_rate": result.success_rate, "eval_episodes": result.episodes,
