@@ -4,7 +4,7 @@ A reason's claims are read with a few patterns that cover how agents (and our tr
 reasons, `training/reasons.py`) talk about a grid world:
 
 - **presence**: an object named with its kind and optional state and colour ("the locked
-  yellow door", "a ball") is claimed to be there. True when the observation lists an
+  yellow door", "a ball", "the door is open") is claimed to be there. True when the observation lists an
   object of that kind whose stated state and colour match, or when it is in front.
 - **absence**: "I do not see the yellow key" (also "don't see", "cannot see", "no ...").
   False when the observation lists such an object.
@@ -44,7 +44,8 @@ _POSITION = r"\d+ forward(?: \d+ (?:left|right))?|\d+ (?:left|right)"
 _OBJECT = (r"\b(?:(?P<state>" + "|".join(STATES) + r")\s+)?(?:(?P<colour>" + "|".join(COLOR_NAMES) + r"|gray)\s+)?"
            r"(?P<kind>" + "|".join(KINDS) + r")(?:e?s)?\b")
 _CLAIM = re.compile(
-    _OBJECT + r"(?:\s+(?:is|are)\s+(?:(?:at\s+)?(?P<position>" + _POSITION + r")\b|(?P<front>(?:right\s+)?in front)))?",
+    _OBJECT + r"(?:\s+(?:is|are)\s+(?:(?:at\s+)?(?P<position>" + _POSITION + r")\b|(?P<front>(?:right\s+)?in front)"
+    r"|(?:now\s+)?(?P<said_state>" + "|".join(STATES) + r")\b))?",
     re.I)
 _ABSENCE = re.compile(r"\b(?:do not|don't|cannot|can't|can not|does not|doesn't)\s+see\s+(?:any|the|a|an)?\s*$|\bno\s+$", re.I)
 _HOLDING = re.compile(r"\b(?:I\s+(?:am\s+)?(?:hold|holding|carry|carrying|have)|I'm\s+(?:holding|carrying))\s+"
@@ -113,6 +114,8 @@ def judge(reason: str, scene: Scene) -> list[tuple[Claim, bool]]:
         out.append((Claim("holding", _EMPTY_HANDS.search(reason)[0]), scene.holding is None))
     for match in _CLAIM.finditer(reason):
         claimed = _thing(match[0][: match.end("kind") - match.start()])
+        if match["said_state"] and claimed.kind == "door":  # "the door is open": a door in that state
+            claimed = Thing(claimed.kind, claimed.colour, match["said_state"].lower())
         before = reason[: match.start()]
         if _HOLDING.search(before):
             out.append((Claim("holding", match[0]), _fits(claimed, scene.holding)))

@@ -134,6 +134,8 @@ def test_hallucination_judges_claims_against_the_percepts_not_the_mission():
     ("The red ball is in front of me, so I pick it up.", True),  # in front: empty floor
     ("Avoid the lava.", True),  # no lava in view
     ("I will turn left and look around.", None),  # no checkable claim
+    ("The door is open, so I go forward.", True),  # no door in view
+
 ])
 def test_hallucination_claims(reason, false):
     assert metrics.is_hallucination(step(raw_text=f"Reason: {reason}\nAction: turn left", parsed="turn left")) is false
