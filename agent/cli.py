@@ -86,6 +86,14 @@ def number(kind):
     return convert
 
 
+def check_adapter(folder: str, name: str) -> None:
+    """Raise ValueError unless `folder` is a LoRA adapter folder; `name` says which input it
+    came from (a flag, or a label), for the message."""
+    if not (Path(folder) / "adapter_config.json").is_file():
+        raise ValueError(f"{name} {folder} holds no adapter_config.json: pass a folder written by training "
+                         "(e.g. runs/NAME/final or adapters/doorkey-5x5).")
+
+
 def check_range(flag: str, value, low, high=None, hint: str = "") -> None:
     """Raise ValueError "--flag V is too small / out of range" unless low <= value <= high."""
     if value < low and high is None:

@@ -25,6 +25,7 @@ from agent.cli import (
     DEVICE_DOC,
     MODEL_DOC,
     THREADS_DOC,
+    check_adapter,
     check_device,
     check_out_folder,
     check_range,
@@ -88,8 +89,8 @@ class TransferConfig:
             label, equals, folder = item.partition("=")
             if not equals or not label or not folder:
                 raise ValueError(f"--adapters item {item!r} is not LABEL=ADAPTER_DIR: write it like doorkey=runs/bc/final.")
-            if folder != "none" and not (Path(folder) / "adapter_config.json").is_file():
-                raise ValueError(f"{folder} holds no adapter_config.json: point {label}= at a LoRA adapter folder.")
+            if folder != "none":
+                check_adapter(folder, f"--adapters {label}=")
             self.rows[label] = None if folder == "none" else folder
         self.env_ids = parse_envs(self.envs)
         if self.out is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from agent.cli import LMConfig, check_out_folder, check_range, option, out_option, switch
+from agent.cli import LMConfig, check_adapter, check_out_folder, check_range, option, out_option, switch
 from agent.models import ModelError, load_model
 from agent.policy import VALUE_HEAD_FILE, LMPolicy, load_adapter, load_value_head
 from agent.prompts import SCORE_SYSTEM
@@ -61,9 +61,8 @@ class TrainConfig(LMConfig):
             raise ValueError(f"--max-grad-norm must be positive, not {self.max_grad_norm}; try 0.5.")
         if not 0 <= self.eval_episodes <= MAX_EVAL_SEEDS:
             raise ValueError(f"--eval-episodes must be 0..{MAX_EVAL_SEEDS}, not {self.eval_episodes}.")
-        if self.init_adapter and not (Path(self.init_adapter) / "adapter_config.json").is_file():
-            raise ValueError(f"--init-adapter {self.init_adapter} holds no adapter_config.json: pass a folder written by "
-                             "training/sft.py (OUT/final).")
+        if self.init_adapter:
+            check_adapter(self.init_adapter, "--init-adapter")
         if not self.all_levels:
             check_splittable(self.env)
         if self.out is not None:
