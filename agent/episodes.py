@@ -24,6 +24,7 @@ from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, STATE_TO_IDX
 
 import envs
 from agent.actions import ACTION_PHRASES
+from agent.perception import carrying as carried_object
 from agent.perception import describe
 from agent.scoring import CachedScorer
 from envs.expert import expert_action
@@ -99,11 +100,10 @@ def colours(obs) -> tuple[str | None, str | None]:
     """Colour of the object in front (None for floor) and "colour kind" of the carried one."""
     image = obs["image"]
     n = image.shape[0]
-    ahead, own = image[n // 2, n - 2], image[n // 2, n - 1]
-    front = IDX_TO_COLOR[int(ahead[1])] if IDX_TO_OBJECT[int(ahead[0])] not in ("empty", "unseen") else None
-    held = (f"{IDX_TO_COLOR[int(own[1])]} {IDX_TO_OBJECT[int(own[0])]}"
-            if IDX_TO_OBJECT[int(own[0])] not in ("empty", "unseen") else None)
-    return front, held
+    kind_idx, colour_idx, _ = image[n // 2, n - 2]
+    front = None if IDX_TO_OBJECT[int(kind_idx)] in ("empty", "unseen") else IDX_TO_COLOR[int(colour_idx)]
+    held = carried_object(obs)
+    return front, (f"{held.color} {held.kind}" if held else None)
 
 
 def is_carrying(obs) -> bool:

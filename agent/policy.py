@@ -261,8 +261,6 @@ class LMPolicy(nn.Module):
 
     def score_ids(self, state_ids: list[list[int]]) -> ActionScores:
         """Like `score`, from token ids of the state parts (what rollouts store)."""
-        from transformers import DynamicCache
-
         threads.follow()
 
         dev, tree = self.device, self.tree
@@ -305,8 +303,7 @@ class LMPolicy(nn.Module):
         mask[:, width:, n_sys + width:] = ancestry
         mask = self._attention_mask(mask[:, None])
 
-        cache = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in past],
-                             config=self.backbone.config)
+        cache = self._batch_cache(past, batch)
         with self.autocast():
             if frozen:
                 lower = self._lower_hidden(state_ids, ids, mask, positions, cache, frozen, tail=n_nodes)
@@ -327,6 +324,13 @@ class LMPolicy(nn.Module):
         scaled = sums / self._phrase_lengths if self.normalization == "mean" else sums
         values = self.value_head(last.float()).squeeze(-1) if self.value_head is not None else None
         return ActionScores(torch.log_softmax(scaled, -1), values, sums, tokens=int(lengths.sum()) + batch * n_nodes + len(shared))
+
+    def _batch_cache(self, past, batch: int):
+        """A KV cache holding the batch-1 prefix `past` once per row (expanded, not copied)."""
+        from transformers import DynamicCache
+
+        return DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in past],
+                            config=self.backbone.config)
 
     def _frozen_layers(self) -> int:
         """How many bottom decoder layers have no trainable weight, when some layer above has
@@ -377,8 +381,6 @@ class LMPolicy(nn.Module):
         """Sum of log pi(answer token | system part, state, answer so far) per row: the
         likelihood of a whole written answer (teacher forcing), for generate-mode training.
         The system part is this policy's (`system=` at construction)."""
-        from transformers import DynamicCache
-
         threads.follow()
         dev, batch = self.device, len(state_ids)
         rows = [list(s) + list(a) for s, a in zip(state_ids, answer_ids)]
@@ -396,8 +398,7 @@ class LMPolicy(nn.Module):
         mask[:, :, :n_sys] = True
         mask[:, :, n_sys:] = torch.ones(width, width, dtype=torch.bool, device=dev).tril()[None] & real[:, None, :]
         mask = self._attention_mask(mask[:, None])
-        cache = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in past],
-                             config=self.backbone.config)
+        cache = self._batch_cache(past, batch)
         frozen = self._frozen_layers()
         with self.autocast():
             if frozen:

@@ -51,11 +51,9 @@ def reason(obs: Mapping, action: int, target: tuple[str, str | None] | None) -> 
     held = carrying(obs)
     hands = f"I hold the {object_name(held)}" if held else "my hands are empty"
     front = in_front(obs)
-    front_name = front[2:] if front.startswith("a ") else front
+    front_name = front.removeprefix("a ")
     so = f"so I {_CLAUSES[Actions(action)]}."
-    if action == Actions.pickup:
-        return f"The {front_name} is in front of me and {hands}, {so}"
-    if action == Actions.toggle:
+    if action in (Actions.pickup, Actions.toggle):
         return f"The {front_name} is in front of me and {hands}, {so}"
     if action == Actions.drop:
         return f"{hands[0].upper()}{hands[1:]} and the cell in front is {front}, {so}"

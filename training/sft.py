@@ -94,7 +94,7 @@ def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: 
     """`n` (observation text, expert action, written answer with its reason) triples from
     consecutive training-level episodes."""
     rng = np.random.default_rng(seed)
-    pairs: list[tuple[str, int]] = []
+    pairs: list[tuple[str, int, str]] = []
     episode = 0
     env = training_env(env_id, all_levels)
     while len(pairs) < n:
