@@ -26,6 +26,10 @@ prompt of a small LM)::
   (lava as ``In front: lava``, other objects with ``a``).
   ``In front`` is ``empty floor`` when the cell ahead is free. ``You see: nothing`` when
   no object is visible; ``Holding: nothing`` when the agent carries nothing.
+- With an object memory (``envs.memory.ObjectMemory``, the ``...Memory`` BabyAI-Text ids)
+  two parts follow: ``Remembered: <name> <pos>...`` (objects seen earlier and out of view
+  now, in the same format; ``<f> back`` for cells behind; left out when there are none)
+  and ``Last action: <phrase>`` (``none`` at the start).
 
 >>> import gymnasium as gym, minigrid
 >>> env = gym.make("MiniGrid-DoorKey-5x5-v0")
@@ -47,6 +51,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, STATE_TO_IDX
+
+from agent.actions import ACTION_PHRASES
 
 IDX_TO_STATE = {idx: name for name, idx in STATE_TO_IDX.items()}
 
@@ -151,8 +157,8 @@ def in_front(obs: Mapping) -> str:
 
 
 def position(p: Percept) -> str:
-    # forward >= 0 in an agent-centric view, and (0, 0) is the agent's own cell.
-    parts = [f"{p.forward} forward"] if p.forward else []
+    # forward >= 0 in the view; remembered objects (envs.memory) can be behind.
+    parts = [f"{p.forward} forward"] if p.forward > 0 else [f"{-p.forward} back"] if p.forward < 0 else []
     if p.right:
         parts.append(f"{p.right} right" if p.right > 0 else f"{-p.right} left")
     return " ".join(parts)
@@ -163,18 +169,34 @@ def describe(obs: Mapping) -> str:
     return render(text_parts(obs))
 
 
+def _grouped(percepts: list[Percept]) -> dict[str, str]:
+    """name -> its positions, nearest first; in the order of each name's nearest percept."""
+    groups: dict[str, list[str]] = {}
+    for p in sorted(percepts, key=_sort_key):
+        groups.setdefault(object_name(p), []).append(position(p))
+    return {name: ", ".join(positions) for name, positions in groups.items()}
+
+
+def remembered(obs: Mapping) -> list[Percept]:
+    """Objects an `envs.memory.ObjectMemory` env remembers out of view (none without one)."""
+    return [_decode(np.asarray(row[:3]), int(row[3]), int(row[4])) for row in np.asarray(obs.get("memory", ())).reshape(-1, 5)]
+
+
 def text_parts(obs: Mapping) -> dict[str, str | None]:
     """What `describe` says, part by part: "mission", one "see:<name>" entry per listed name
-    (its positions), "front" and "holding". `render` turns them back into the text, so an
-    explanation can leave one part out (`agent.explain`)."""
-    groups: dict[str, list[str]] = {}  # insertion order = order of each name's nearest percept
-    for p in perceive(obs):
-        groups.setdefault(object_name(p), []).append(position(p))
+    (its positions), "front" and "holding"; with an object memory (`envs.memory`) also one
+    "remembered:<name>" entry per name and "last action". `render` turns them back into
+    the text, so an explanation can leave one part out (`agent.explain`)."""
     held = carrying(obs)
     mission = str(obs.get("mission", "")).strip()
-    return {"mission": mission or None,
-            **{f"see:{name}": ", ".join(positions) for name, positions in groups.items()},
-            "front": in_front(obs), "holding": object_name(held) if held else "nothing"}
+    parts = {"mission": mission or None,
+             **{f"see:{name}": where for name, where in _grouped(perceive(obs)).items()},
+             "front": in_front(obs), "holding": object_name(held) if held else "nothing"}
+    if "last_action" in obs:
+        parts.update({f"remembered:{name}": where for name, where in _grouped(remembered(obs)).items()})
+        last = int(obs["last_action"])
+        parts["last action"] = ACTION_PHRASES[last] if last >= 0 else "none"
+    return parts
 
 
 def render(parts: Mapping[str, str | None]) -> str:
@@ -189,4 +211,9 @@ def render(parts: Mapping[str, str | None]) -> str:
         out.append(f"In front: {parts['front']}.")
     if "holding" in parts:
         out.append(f"Holding: {parts['holding']}.")
+    memory = "; ".join(f"{key[11:]} {where}" for key, where in parts.items() if key.startswith("remembered:"))
+    if memory:
+        out.append(f"Remembered: {memory}.")
+    if "last action" in parts:
+        out.append(f"Last action: {parts['last action']}.")
     return " ".join(out)

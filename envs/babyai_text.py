@@ -16,6 +16,11 @@ doors. Registered ids, with short names without the `BabyAI-` prefix:
     BabyAI-Text{GoTo,Pickup,Open,PutNext,PickupThenGoTo}{Train,Test}-v0   one kind
     BabyAI-TextMixedTrainLocal-v0, BabyAI-TextMixedTestLocal-v0           a kind per episode
 
+Each id has a twin with `Memory` before `-v0` (`BabyAI-TextMixedTrainLocalMemory-v0`): the
+same levels, seeds and splits, with an object memory (`envs.memory.ObjectMemory`), so the
+observation text also says what the agent saw earlier and its last action. An adapter
+trained on a twin plays twins: `SUITES["babyai-text-memory"]`.
+
 Train on MixedTrainLocal's training levels; report each kind's `...Train` env on its test
 levels (unseen levels, seen kinds of combination) and MixedTestLocal (unseen combinations):
 `SUITES["babyai-text"]`, what `python -m evals.benchmark --envs babyai-text` plays.
@@ -30,6 +35,8 @@ True
 
 from __future__ import annotations
 
+import functools
+
 import gymnasium
 from minigrid.envs.babyai.core.levelgen import LevelGen
 from minigrid.envs.babyai.core.roomgrid_level import RejectSampling
@@ -43,6 +50,7 @@ from minigrid.envs.babyai.core.verifier import (
     PutNextInstr,
 )
 
+from envs.memory import ObjectMemory
 from envs.mixture import TaskMixture
 
 KINDS = ("goto", "pickup", "open", "putnext", "pickup-then-goto")
@@ -53,9 +61,19 @@ TRAIN_DOOR_COLORS, TEST_DOOR_COLORS = ("yellow", "green", "blue", "purple"), ("r
 ROOM_SIZE, DISTRACTORS = 8, 8
 
 
-def kind_id(kind: str, split: str) -> str:
+def kind_id(kind: str, split: str, memory: bool = False) -> str:
     """Gymnasium id of one kind: kind_id("goto", "train") == "BabyAI-TextGoToTrain-v0"."""
-    return f"BabyAI-Text{KIND_IDS[kind]}{split.capitalize()}-v0"
+    return f"BabyAI-Text{KIND_IDS[kind]}{split.capitalize()}{'Memory' if memory else ''}-v0"
+
+
+def memory_id(env_id: str) -> str:
+    """The object-memory twin of a BabyAI-Text id: "BabyAI-TextGoToTrain-v0" -> "BabyAI-TextGoToTrainMemory-v0"."""
+    return env_id.replace("-v0", "Memory-v0")
+
+
+def plain_id(env_id: str) -> str:
+    """The id a memory twin shares its levels with (other ids are returned as they are)."""
+    return env_id.replace("Memory-v0", "-v0") if env_id.startswith("BabyAI-Text") else env_id
 
 
 MIXED_TRAIN_ID, MIXED_TEST_ID = "BabyAI-TextMixedTrainLocal-v0", "BabyAI-TextMixedTestLocal-v0"
@@ -111,7 +129,8 @@ class TextLevel(LevelGen):
         self.instrs = OpenInstr(ObjDesc("door", named))
 
 
-SUITES = {"babyai-text": [*(kind_id(kind, "train") for kind in KINDS), MIXED_TEST_ID]}  # test levels of each
+_SUITE = [*(kind_id(kind, "train") for kind in KINDS), MIXED_TEST_ID]  # played on their test levels
+SUITES = {"babyai-text": _SUITE, "babyai-text-memory": [memory_id(env_id) for env_id in _SUITE]}
 
 
 def _mixed(held_out: bool, env_id: str):
@@ -119,13 +138,19 @@ def _mixed(held_out: bool, env_id: str):
                                         gymnasium.spec(env_id))
 
 
+def _with_memory(make):
+    return lambda **kwargs: ObjectMemory(make(**kwargs))
+
+
 def register() -> None:
-    """Register every BabyAI-Text id with gymnasium (idempotent)."""
+    """Register every BabyAI-Text id and its memory twin with gymnasium (idempotent)."""
     for kind in KINDS:
         for split, held_out in (("train", False), ("test", True)):
             if kind_id(kind, split) not in gymnasium.registry:
-                gymnasium.register(kind_id(kind, split), entry_point=TextLevel,
-                                   kwargs={"kind": kind, "held_out": held_out})
+                make = functools.partial(TextLevel, kind=kind, held_out=held_out)
+                gymnasium.register(kind_id(kind, split), entry_point=make)
+                gymnasium.register(kind_id(kind, split, memory=True), entry_point=_with_memory(make))
     for env_id, held_out in ((MIXED_TRAIN_ID, False), (MIXED_TEST_ID, True)):
         if env_id not in gymnasium.registry:
             gymnasium.register(env_id, entry_point=_mixed(held_out, env_id))
+            gymnasium.register(memory_id(env_id), entry_point=_with_memory(_mixed(held_out, memory_id(env_id))))

@@ -111,8 +111,9 @@ class BenchmarkConfig:
 
     agents: str = option(DEFAULT_AGENTS, "comma-separated: random, expert, llm (score mode), llm-generate (a one-sentence "
                          "reason, then the action); llm:ADAPTER_DIR and llm-generate:ADAPTER_DIR add a LoRA adapter")
-    envs: str = option(DEFAULT_ENVS, "comma-separated Gymnasium ids, short family names, A+B mixtures or the suite "
-                       "babyai-text (GLAM's five kinds and MixedTestLocal)")
+    envs: str = option(DEFAULT_ENVS, "comma-separated Gymnasium ids, short family names, A+B mixtures or a suite: "
+                       "babyai-text (GLAM's five kinds and MixedTestLocal) or babyai-text-memory (the same levels "
+                       "with an object memory in the text, for adapters trained on the ...Memory ids)")
     episodes: int = option(100, "distinct held-out levels per agent and env (fewer where the family has fewer)")
     split: str = option("test", SPLIT_DOC, choices=SPLITS)
     seed: int = option(0, "first evaluation seed scanned for held-out levels")

@@ -35,7 +35,7 @@ from agent.cli import (
     parse_and_run,
 )
 from agent.models import DEFAULT_MODEL
-from envs.babyai_text import KINDS, MIXED_TRAIN_ID, kind_id
+from envs.babyai_text import KINDS, MIXED_TRAIN_ID, kind_id, plain_id
 from envs.levels import level_seeds
 from evals.benchmark import parse_envs
 from evals.metrics import success_by_task, wilson_interval
@@ -58,16 +58,17 @@ def trained_on(adapter: str, config: dict | None = None) -> list[str]:
 
 def cell_split(target: str, training_envs: list[str]) -> str:
     """Test levels of an env the adapter trained on (or of any env, when that is unknown); every level otherwise."""
-    seen = set(training_envs)
+    seen = {plain_id(env_id) for env_id in training_envs}  # a memory twin plays its plain env's levels
     if MIXED_TRAIN_ID in seen:  # the mixture trains on each kind's own levels
         seen |= {kind_id(kind, "train") for kind in KINDS}
-    return "test" if not training_envs or set(target.split("+")) & seen or target in seen else "all"
+    targets = {plain_id(env_id) for env_id in target.split("+")}
+    return "test" if not training_envs or targets & seen or plain_id(target) in seen else "all"
 
 
 @dataclass
 class TransferConfig:
     adapters: str = option(None, "comma-separated LABEL=ADAPTER_DIR (LABEL=none for the base model)")
-    envs: str = option(None, "comma-separated target envs, A+B mixtures or the suite babyai-text")
+    envs: str = option(None, "comma-separated target envs, A+B mixtures or a suite (babyai-text, babyai-text-memory)")
     episodes: int = option(100, "distinct levels per cell (fewer where the env has fewer)")
     seed: int = option(0, "first evaluation seed scanned for levels")
     model: str = option(DEFAULT_MODEL, MODEL_DOC)

@@ -82,3 +82,25 @@ def test_short_names_and_quiet_resets(capsys):
         env.reset(seed=seed)
     envs.check_env(kind_id("open", "test"))
     assert "Sampling rejected" not in capsys.readouterr().out
+
+
+def test_bot_keeps_what_it_picked_up_while_it_goes_to_b():
+    """Upstream BabyAIBot drops A right after picking it up; the state after the drop then
+    reads like the state before the pick-up (envs.expert._keep_what_is_picked)."""
+    env = envs.make(kind_id("pickup-then-goto", "train"))
+    for seed in range(10):
+        env.reset(seed=seed)
+        done, actions = False, []
+        while not done:
+            actions.append(expert_action(env))
+            _, reward, terminated, truncated, _ = env.step(actions[-1])
+            done = terminated or truncated
+        assert reward > 0 and env.unwrapped.carrying is not None
+        assert env.unwrapped.actions.drop not in actions, (seed, env.unwrapped.mission)
+    env = envs.make(kind_id("putnext", "train"), seed=0)  # put-next still drops A next to B
+    done = False
+    while not done:
+        action = expert_action(env)
+        _, reward, terminated, truncated, _ = env.step(action)
+        done = terminated or truncated
+    assert reward > 0 and action == env.unwrapped.actions.drop

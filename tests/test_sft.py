@@ -1,5 +1,6 @@
 """Behaviour cloning: deduplicated weighted CE, training lowers it, the adapter loads."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -106,12 +107,15 @@ def test_dagger_round_from_an_adapter(tmp_path):
 
     common = ["--model", "tiny-random", "--no-bf16", "--eval-episodes", "0", "--threads", "1", "--no-progress",
               "--epochs", "1"]
-    main([*common, "--demos", "20", "--out", str(tmp_path / "bc")])
+    main([*common, "--demos", "20", "--lora-rank", "4", "--lora-alpha", "8", "--out", str(tmp_path / "bc")])
     summary = main([*common, "--demos", "5", "--init-adapter", str(tmp_path / "bc" / "final"),
                     "--learner-episodes", "2", "--out", str(tmp_path / "dagger")])
     assert summary["learner_pairs"] > 0 and summary["pairs"] == 5 + summary["learner_pairs"]
     assert 0.0 <= summary["learner_success"] <= 1.0
     assert (tmp_path / "dagger" / "final" / "adapter_config.json").is_file()
+    # config.json says the rank the continued adapter has, not the --lora-rank default
+    config = json.loads((tmp_path / "dagger" / "config.json").read_text())
+    assert (config["lora_rank"], config["lora_alpha"]) == (4, 8)
 
 
 def test_demos_carry_a_true_reason_that_names_the_experts_action():

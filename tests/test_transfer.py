@@ -12,6 +12,9 @@ def test_cells_play_test_levels_of_trained_envs_and_every_level_of_others():
     assert transfer.cell_split("MiniGrid-DoorKey-8x8-v0", ["MiniGrid-DoorKey-5x5-v0"]) == "all"
     assert transfer.cell_split("BabyAI-TextGoToTrain-v0", ["BabyAI-TextMixedTrainLocal-v0"]) == "test"
     assert transfer.cell_split("BabyAI-TextMixedTestLocal-v0", ["BabyAI-TextMixedTrainLocal-v0"]) == "all"
+    # a memory twin plays its plain env's levels, so it is held out the same way
+    assert transfer.cell_split("BabyAI-TextGoToTrainMemory-v0", ["BabyAI-TextMixedTrainLocalMemory-v0"]) == "test"
+    assert transfer.cell_split("BabyAI-TextMixedTestLocalMemory-v0", ["BabyAI-TextMixedTrainLocalMemory-v0"]) == "all"
     assert transfer.cell_split("BabyAI-GoToLocal-v0", []) == "test"  # unknown training env: stay on held-out levels
 
 

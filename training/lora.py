@@ -9,8 +9,9 @@ True
 from __future__ import annotations
 
 import hashlib
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -118,6 +119,13 @@ def trainable_policy(model: str = "smollm2-135m", init_adapter: str | None = Non
     if value_head and init_adapter is not None and (Path(init_adapter) / VALUE_HEAD_FILE).is_file():
         load_value_head(policy, init_adapter)
     return policy
+
+
+def run_config(config, policy: LMPolicy) -> str:
+    """config.json of a run: its options, with the LoRA rank and alpha the adapter really has
+    (an --init-adapter keeps its own, whatever --lora-rank says)."""
+    lora = next(iter(policy.model.peft_config.values()))
+    return json.dumps({**asdict(config), "lora_rank": lora.r, "lora_alpha": lora.lora_alpha}, indent=2)
 
 
 def frozen_linears_to_bf16(lm) -> None:

@@ -240,7 +240,7 @@ def setup(config: PPOConfig, resume_files: dict | None) -> Run:
     log = None
     if accelerator.is_main_process:
         log = MetricLog(out, tensorboard=config.tensorboard, append=resume_files is not None)
-        (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+        (out / "config.json").write_text(lora.run_config(config, policy))
     return Run(config, accelerator, policy, module, params, optimizer, scheduler, sampler, pool,
                CachedScorer(policy, config.max_states_per_forward), counters, log, num_updates, initial_checksum)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -216,7 +216,7 @@ def train(config: SFTConfig) -> dict:
     # Write nothing before the model has loaded: a bad --model must leave an existing --out as it was.
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    (out / "config.json").write_text(lora.run_config(config, policy))
     log = MetricLog(out)
     pairs = collect_demos(config.env, config.demos, config.deviation, config.seed, config.all_levels)
     learner = {}

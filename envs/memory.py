@@ -1,0 +1,103 @@
+"""Object memory: what the agent saw earlier and cannot see now, placed where it is now.
+
+A MiniGrid agent sees a 7x7 cone in front of it. In BabyAI-Text's `open` the key can leave
+the view while the agent turns to the door; in `putnext` the object to put A next to is
+often behind the agent once it holds A. A policy that reads only the current view then
+sees the same text in states that need different actions (docs/TRAINING.md). GLAM puts
+the last 3 observations in the prompt; `ObjectMemory` keeps what those observations say
+about objects, in the agent's current frame, at a fraction of the tokens. Perception
+renders it (`agent.perception.describe`):
+
+    ... Holding: nothing. Remembered: yellow key 2 back 1 left. Last action: turn right.
+
+It uses only what the agent has: its observations and its own actions. Its position is
+dead reckoning (a `forward` moves it exactly when the cell ahead could be entered, which
+the observation before the step shows: minigrid's own rule); its heading is
+`obs["direction"]`. A remembered object is forgotten when its cell is seen again without
+it, or after `horizon` steps unseen.
+
+Added to the observation: `memory`, an (M, 5) int array of (OBJECT_IDX, COLOR_IDX, STATE,
+forward, right) of the remembered objects now out of view (forward < 0: behind), and
+`last_action`, the previous action (-1 at the start).
+
+>>> import envs
+>>> env = ObjectMemory(envs.make("MiniGrid-DoorKey-5x5-v0"))
+>>> obs, _ = env.reset(seed=0)
+>>> for _ in range(3):
+...     obs, *_ = env.step(env.unwrapped.actions.right)
+>>> obs["memory"].tolist(), obs["last_action"]  # the key 1 behind, the locked door 2 behind 1 left
+([[5, 4, 0, -1, 0], [4, 4, 2, -2, -1]], 1)
+"""
+
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+from minigrid.core.actions import Actions
+from minigrid.core.constants import DIR_TO_VEC, IDX_TO_OBJECT, STATE_TO_IDX
+
+__all__ = ["ObjectMemory"]
+
+_ENTERABLE = ("empty", "goal", "floor", "lava")  # and open doors: minigrid's can_overlap
+_NOT_REMEMBERED = ("unseen", "empty", "wall", "floor")
+
+
+class ObjectMemory(gymnasium.Wrapper):
+    """Adds `obs["memory"]` (remembered objects out of view) and `obs["last_action"]`."""
+
+    def __init__(self, env: gymnasium.Env, horizon: int | None = None):
+        super().__init__(env)
+        if horizon is not None and horizon < 1:
+            raise ValueError(f"horizon must be at least 1 step (or None: the whole episode), not {horizon}.")
+        self.horizon = horizon
+        self.observation_space = gymnasium.spaces.Dict({
+            **env.observation_space.spaces,
+            "memory": gymnasium.spaces.Sequence(gymnasium.spaces.Box(-255, 255, (5,), dtype=np.int64), stack=True),
+            "last_action": gymnasium.spaces.Discrete(len(Actions) + 1, start=-1)})
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self._pos, self._t, self._last = np.zeros(2, dtype=int), 0, -1
+        self._seen: dict[tuple[int, int], tuple[tuple[int, int, int], int]] = {}  # cell -> (object code, step seen)
+        return self._observe(obs), info
+
+    def step(self, action):
+        if int(action) == Actions.forward and _enterable(self._obs):
+            self._pos = self._pos + DIR_TO_VEC[int(self._obs["direction"])]
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._t, self._last = self._t + 1, int(action)
+        return self._observe(obs), reward, terminated, truncated, info
+
+    def _observe(self, obs):
+        image = np.asarray(obs["image"])
+        n = image.shape[0]
+        ahead, right = DIR_TO_VEC[int(obs["direction"])], DIR_TO_VEC[(int(obs["direction"]) + 1) % 4]
+        visible = set()
+        for x in range(n):
+            for y in range(n):
+                kind = IDX_TO_OBJECT[int(image[x, y, 0])]
+                if kind == "unseen" or (x, y) == (n // 2, n - 1):  # the agent's cell holds what it carries
+                    continue
+                cell = tuple(int(v) for v in self._pos + (n - 1 - y) * ahead + (x - n // 2) * right)
+                visible.add(cell)
+                if kind in _NOT_REMEMBERED:
+                    self._seen.pop(cell, None)
+                else:
+                    self._seen[cell] = (tuple(int(v) for v in image[x, y]), self._t)
+        if self.horizon is not None:
+            self._seen = {c: seen for c, seen in self._seen.items() if self._t - seen[1] <= self.horizon}
+        rows = []
+        for cell, (code, _) in self._seen.items():
+            if cell not in visible:
+                offset = np.asarray(cell) - self._pos
+                rows.append([*code, int(offset @ ahead), int(offset @ right)])
+        self._obs = obs
+        return {**obs, "memory": np.asarray(rows, dtype=np.int64).reshape(-1, 5), "last_action": self._last}
+
+
+def _enterable(obs) -> bool:
+    image = np.asarray(obs["image"])
+    n = image.shape[0]
+    kind_idx, _, state = image[n // 2, n - 2]
+    kind = IDX_TO_OBJECT[int(kind_idx)]
+    return kind in _ENTERABLE or (kind == "door" and int(state) == STATE_TO_IDX["open"])
