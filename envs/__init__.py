@@ -17,6 +17,7 @@ import gymnasium
 import minigrid  # noqa: F401  (importing it registers the MiniGrid-* and BabyAI-* ids)
 
 from envs import babyai_text
+from envs.memory import ObjectMemory, memory_id
 from envs.mixture import TaskMixture
 
 babyai_text.register()  # GLAM's BabyAI-Text tasks: BabyAI-Text*-v0
@@ -127,7 +128,7 @@ def resolve_env_id(name: str) -> str:
     if "+" in name:
         return "+".join(resolve_env_id(part) for part in name.split("+"))
     aliases = _aliases()
-    env_id = aliases.get(name.strip().lower())
+    env_id = aliases.get(name.strip().lower()) or _memory_twin(name)
     if env_id is not None:
         return env_id
     # Suggest canonical spellings only (full ids and family names), but match them with
@@ -138,6 +139,22 @@ def resolve_env_id(name: str) -> str:
         canonical.setdefault(full.lower().split("-", 1)[1], full)
     close = difflib.get_close_matches(name.strip().lower(), list(canonical), n=10, cutoff=0.6)
     raise UnknownEnvError(name, list(dict.fromkeys(canonical[c] for c in close))[:5])
+
+
+def _memory_twin(name: str) -> str | None:
+    """Any env name + "Memory" ("BabyAI-GoToLocalMemory-v0", "DoorKey-8x8Memory"): the id of
+    that env with an object memory (`envs.memory`), registered on first use; else None."""
+    match = re.fullmatch(r"(.+?)memory(-v\d+)?", name.strip(), re.IGNORECASE)
+    if match is None:
+        return None
+    try:
+        plain = resolve_env_id(match.group(1) + (match.group(2) or ""))
+    except UnknownEnvError:
+        return None
+    twin = memory_id(plain)
+    if twin not in gymnasium.registry:
+        gymnasium.register(twin, entry_point=lambda **kwargs: ObjectMemory(gymnasium.make(plain, **kwargs)))
+    return twin
 
 
 class QuietReset(gymnasium.Wrapper):

@@ -50,7 +50,7 @@ from minigrid.envs.babyai.core.verifier import (
     PutNextInstr,
 )
 
-from envs.memory import ObjectMemory
+from envs.memory import ObjectMemory, memory_id
 from envs.mixture import TaskMixture
 
 KINDS = ("goto", "pickup", "open", "putnext", "pickup-then-goto")
@@ -64,16 +64,6 @@ ROOM_SIZE, DISTRACTORS = 8, 8
 def kind_id(kind: str, split: str, memory: bool = False) -> str:
     """Gymnasium id of one kind: kind_id("goto", "train") == "BabyAI-TextGoToTrain-v0"."""
     return f"BabyAI-Text{KIND_IDS[kind]}{split.capitalize()}{'Memory' if memory else ''}-v0"
-
-
-def memory_id(env_id: str) -> str:
-    """The object-memory twin of a BabyAI-Text id: "BabyAI-TextGoToTrain-v0" -> "BabyAI-TextGoToTrainMemory-v0"."""
-    return env_id.replace("-v0", "Memory-v0")
-
-
-def plain_id(env_id: str) -> str:
-    """The id a memory twin shares its levels with (other ids are returned as they are)."""
-    return env_id.replace("Memory-v0", "-v0") if env_id.startswith("BabyAI-Text") else env_id
 
 
 MIXED_TRAIN_ID, MIXED_TEST_ID = "BabyAI-TextMixedTrainLocal-v0", "BabyAI-TextMixedTestLocal-v0"

@@ -31,15 +31,27 @@ forward, right) of the remembered objects now out of view (forward < 0: behind),
 
 from __future__ import annotations
 
+import re
+
 import gymnasium
 import numpy as np
 from minigrid.core.actions import Actions
 from minigrid.core.constants import DIR_TO_VEC, IDX_TO_OBJECT, STATE_TO_IDX
 
-__all__ = ["ObjectMemory"]
+__all__ = ["ObjectMemory", "memory_id", "plain_id"]
 
 _ENTERABLE = ("empty", "goal", "floor", "lava")  # and open doors: minigrid's can_overlap
 _NOT_REMEMBERED = ("unseen", "empty", "wall", "floor")
+
+
+def memory_id(env_id: str) -> str:
+    """Id of an env's object-memory twin: "BabyAI-GoToLocal-v0" -> "BabyAI-GoToLocalMemory-v0"."""
+    return re.sub(r"(-v\d+)$", r"Memory\1", env_id)
+
+
+def plain_id(env_id: str) -> str:
+    """The id a memory twin shares its levels with (other ids are returned as they are)."""
+    return re.sub(r"Memory(-v\d+)$", r"\1", env_id)
 
 
 class ObjectMemory(gymnasium.Wrapper):

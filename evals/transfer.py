@@ -35,7 +35,8 @@ from agent.cli import (
     parse_and_run,
 )
 from agent.models import DEFAULT_MODEL
-from envs.babyai_text import KINDS, MIXED_TRAIN_ID, kind_id, plain_id
+from envs.babyai_text import KINDS, MIXED_TRAIN_ID, kind_id
+from envs.memory import plain_id
 from envs.levels import level_seeds
 from evals.benchmark import parse_envs
 from evals.metrics import success_by_task, wilson_interval

@@ -6,9 +6,9 @@ from minigrid.core.constants import COLOR_TO_IDX, DIR_TO_VEC, OBJECT_TO_IDX
 
 import envs
 from agent.perception import describe, remembered
-from envs.babyai_text import KINDS, MIXED_TRAIN_ID, SUITES, kind_id, memory_id
+from envs.babyai_text import KINDS, MIXED_TRAIN_ID, SUITES, kind_id
 from envs.levels import fingerprint, level_seeds
-from envs.memory import ObjectMemory
+from envs.memory import ObjectMemory, memory_id, plain_id
 
 
 def random_walk(env_id, seed, steps):
@@ -93,3 +93,14 @@ def test_memory_twins_play_the_same_levels_with_more_text():
             text = describe(mem.reset(seed=seed)[0])
             assert text.startswith(describe(plain.reset(seed=seed)[0])) and text.endswith("Last action: none.")
     assert all(memory_id(kind_id(kind, "test")) == kind_id(kind, "test", memory=True) for kind in KINDS)
+
+
+def test_any_env_name_plus_memory_is_its_memory_twin():
+    assert envs.resolve_env_id("DoorKey-8x8Memory") == "MiniGrid-DoorKey-8x8Memory-v0"
+    assert envs.resolve_env_id("BabyAI-GoToLocalMemory-v0") == "BabyAI-GoToLocalMemory-v0"
+    assert envs.resolve_env_id("MiniGrid-MemoryS7-v0") == "MiniGrid-MemoryS7-v0"  # upstream's Memory family stays
+    assert plain_id("BabyAI-GoToLocalMemory-v0") == "BabyAI-GoToLocal-v0" == plain_id("BabyAI-GoToLocal-v0")
+    env, plain = envs.make("DoorKey-8x8Memory", seed=2), envs.make("DoorKey-8x8", seed=2)
+    assert fingerprint(env) == fingerprint(plain) and "last_action" in env.reset(seed=2)[0]
+    with pytest.raises(envs.UnknownEnvError):
+        envs.resolve_env_id("NoSuchEnvMemory")
