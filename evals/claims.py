@@ -90,7 +90,7 @@ def parse_scene(observation: str) -> Scene:
     tail = observation[observation.rfind("You see:"):] if "You see:" in observation else ""
     seen_part = re.search(r"You see: (.*?)\.(?: In front:|$)", tail)
     front = re.search(r"In front: (.*?)\.(?: Holding:|$)", tail)
-    held = re.search(r"Holding: (.*?)\.?$", tail)
+    held = re.search(r"Holding: (.*?)\.?(?: Remembered:| Last action:|$)", tail)  # a memory part may follow
     seen: dict[Thing, frozenset[str]] = {}
     for entry in (seen_part[1].split("; ") if seen_part and seen_part[1] != "nothing" else []):
         name = re.match(r"[^\d]*", entry)[0].strip()

@@ -141,6 +141,15 @@ def test_hallucination_claims(reason, false):
     assert metrics.is_hallucination(step(raw_text=f"Reason: {reason}\nAction: turn left", parsed="turn left")) is false
 
 
+def test_a_memory_part_after_holding_is_not_read_as_what_is_held():
+    text = ("Mission: go to the red ball. You see: red ball 2 forward. In front: empty floor. Holding: nothing. "
+            "Remembered: yellow key 2 back. Last action: turn left.")
+    empty_hands = step(raw_text="Reason: My hands are empty.\nAction: go forward", parsed="go forward", observation=text)
+    holding_key = step(raw_text="Reason: I hold the yellow key.\nAction: go forward", parsed="go forward",
+                       observation=text)
+    assert metrics.is_hallucination(empty_hands) is False and metrics.is_hallucination(holding_key) is True
+
+
 def test_hallucination_needs_a_reason():
     assert metrics.is_hallucination(step(raw_text="Action: turn left", parsed="turn left")) is None
     assert metrics.is_hallucination(step(probs=[1.0] + [0.0] * 6)) is None
