@@ -26,7 +26,7 @@ prompt of a small LM)::
   (lava as ``In front: lava``, other objects with ``a``).
   ``In front`` is ``empty floor`` when the cell ahead is free. ``You see: nothing`` when
   no object is visible; ``Holding: nothing`` when the agent carries nothing.
-- With an object memory (``envs.memory.ObjectMemory``, the ``...Memory`` BabyAI-Text ids)
+- With an object memory (``envs.memory.ObjectMemory``: any env id or name + ``Memory``)
   two parts follow: ``Remembered: <name> <pos>...`` (objects seen earlier and out of view
   now, in the same format; ``<f> back`` for cells behind; left out when there are none)
   and ``Last action: <phrase>`` (``none`` at the start).
