@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import io
 import re
 
@@ -17,7 +18,7 @@ import gymnasium
 import minigrid  # noqa: F401  (importing it registers the MiniGrid-* and BabyAI-* ids)
 
 from envs import babyai_text
-from envs.memory import ObjectMemory, memory_id
+from envs.memory import memory_id, with_memory
 from envs.mixture import TaskMixture
 
 babyai_text.register()  # GLAM's BabyAI-Text tasks: BabyAI-Text*-v0
@@ -153,7 +154,7 @@ def _memory_twin(name: str) -> str | None:
         return None
     twin = memory_id(plain)
     if twin not in gymnasium.registry:
-        gymnasium.register(twin, entry_point=lambda **kwargs: ObjectMemory(gymnasium.make(plain, **kwargs)))
+        gymnasium.register(twin, entry_point=with_memory(functools.partial(gymnasium.make, plain)))
     return twin
 
 

@@ -50,7 +50,7 @@ from minigrid.envs.babyai.core.verifier import (
     PutNextInstr,
 )
 
-from envs.memory import ObjectMemory, memory_id
+from envs.memory import memory_id, with_memory
 from envs.mixture import TaskMixture
 
 KINDS = ("goto", "pickup", "open", "putnext", "pickup-then-goto")
@@ -128,10 +128,6 @@ def _mixed(held_out: bool, env_id: str):
                                         gymnasium.spec(env_id))
 
 
-def _with_memory(make):
-    return lambda **kwargs: ObjectMemory(make(**kwargs))
-
-
 def register() -> None:
     """Register every BabyAI-Text id and its memory twin with gymnasium (idempotent)."""
     for kind in KINDS:
@@ -139,8 +135,8 @@ def register() -> None:
             if kind_id(kind, split) not in gymnasium.registry:
                 make = functools.partial(TextLevel, kind=kind, held_out=held_out)
                 gymnasium.register(kind_id(kind, split), entry_point=make)
-                gymnasium.register(kind_id(kind, split, memory=True), entry_point=_with_memory(make))
+                gymnasium.register(kind_id(kind, split, memory=True), entry_point=with_memory(make))
     for env_id, held_out in ((MIXED_TRAIN_ID, False), (MIXED_TEST_ID, True)):
         if env_id not in gymnasium.registry:
             gymnasium.register(env_id, entry_point=_mixed(held_out, env_id))
-            gymnasium.register(memory_id(env_id), entry_point=_with_memory(_mixed(held_out, memory_id(env_id))))
+            gymnasium.register(memory_id(env_id), entry_point=with_memory(_mixed(held_out, memory_id(env_id))))

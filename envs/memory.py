@@ -38,7 +38,7 @@ import numpy as np
 from minigrid.core.actions import Actions
 from minigrid.core.constants import DIR_TO_VEC, IDX_TO_OBJECT, STATE_TO_IDX
 
-__all__ = ["ObjectMemory", "memory_id", "plain_id"]
+__all__ = ["ObjectMemory", "memory_id", "plain_id", "with_memory"]
 
 _ENTERABLE = ("empty", "goal", "floor", "lava")  # and open doors: minigrid's can_overlap
 _NOT_REMEMBERED = ("unseen", "empty", "wall", "floor")
@@ -52,6 +52,11 @@ def memory_id(env_id: str) -> str:
 def plain_id(env_id: str) -> str:
     """The id a memory twin shares its levels with (other ids are returned as they are)."""
     return re.sub(r"Memory(-v\d+)$", r"\1", env_id)
+
+
+def with_memory(make):
+    """Entry point of a memory twin: `make(**kwargs)` wrapped in an `ObjectMemory`."""
+    return lambda **kwargs: ObjectMemory(make(**kwargs))
 
 
 class ObjectMemory(gymnasium.Wrapper):
