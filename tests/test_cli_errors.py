@@ -76,6 +76,7 @@ CORE = [
     ("sft", ["--deviation", "1.5"], "--deviation must be in [0, 1)"),
     ("sft", ["--learner-episodes", "3"], "give it with --init-adapter"),
     ("sft", ["--mode", "talk"], "invalid choice: 'talk'"),
+    ("sft", ["--lower-cache", "{file}"], "is a file: give a folder"),
     ("sft", ["--mode", "generate", "--learner-episodes", "3"], "relabels score-mode play only"),
     ("evals.harmful", ["--data", "{tmp}/missing.tsv"], "is not a file"),
     ("evals.faithfulness", ["--adapter", "{tmp}/missing"], "holds no adapter_config.json"),

@@ -179,6 +179,44 @@ def test_cached_lower_layers_give_the_full_pass_scores_and_gradients():
         torch.testing.assert_close(got[1], full[1], atol=1e-5, rtol=1e-4)
 
 
+def test_lower_rows_kept_on_disk_are_read_back_by_a_new_policy_and_only_for_the_same_weights(tmp_path):
+    """keep_lower_rows: a second policy over the same states reads the first one's rows from
+    disk (a changed file changes its scores, so they really come from there) and matches a
+    plain forward pass; other lower weights get another folder."""
+    from evals.throughput import sample_states
+    from training.lora import trainable_policy
+
+    def policy_with_rows():
+        policy = trainable_policy("tiny-random", rank=4, value_head=False, bf16=False, device="cpu", lora_layers=1)
+        policy.keep_lower_rows(tmp_path)
+        return policy
+
+    first = policy_with_rows()
+    ids = [first.state_ids(t) for t in dict.fromkeys(sample_states(12))][:4]
+    with torch.no_grad():
+        kept = first.score_ids(ids).log_probs
+    folders = list(tmp_path.iterdir())
+    assert len(folders) == 1 and len(list(folders[0].glob("*.pt"))) == len(ids)
+
+    second = policy_with_rows()
+    with torch.no_grad():
+        torch.testing.assert_close(second.score_ids(ids).log_probs, kept, atol=1e-5, rtol=1e-5)
+        second._frozen_layers = lambda: 0
+        torch.testing.assert_close(second.score_ids(ids).log_probs, kept, atol=1e-5, rtol=1e-5)
+
+    changed = sorted(folders[0].glob("*.pt"))
+    for path in changed:
+        torch.save(torch.load(path) + 1.0, path)
+    with torch.no_grad():
+        assert not torch.allclose(policy_with_rows().score_ids(ids).log_probs, kept, atol=1e-3)
+
+    other = policy_with_rows()
+    with torch.no_grad():
+        other.backbone.embed_tokens.weight.mul_(1.01)
+        other.score_ids(ids[:1])
+    assert len(list(tmp_path.iterdir())) == 2, "other lower weights must not read these rows"
+
+
 def test_answer_log_probs_equal_a_plain_forward_pass_with_and_without_cached_lower_layers():
     """Teacher-forced answer likelihood (generate-mode training) = the sum of the answer's
     token log-probs in one plain forward pass over system + state + answer; gradients too."""

@@ -68,6 +68,10 @@ class SFTConfig(lora.TrainConfig):
     mode: str = option("score", "score: learn to rank the 7 action phrases; generate: learn to write "
                                 "'Reason: <sentence>' then 'Action: <phrase>' (play it with --mode generate --reason)",
                        choices=("score", "generate"))
+    lower_cache: str | None = option(None, "folder that keeps, per state, the outputs of the layers below the LoRA ones "
+                                           "(--lora-layers) across runs: a later run over the same states, e.g. a "
+                                           "DAgger round with the same --seed's demos, skips them (about 0.35 s a "
+                                           "BabyAI-Text state here, 0.25 MB each on disk)")
     learner_episodes: int = option(0, "DAgger: play N training-level episodes greedily with the --init-adapter policy "
                                       "and label every state it visits with the expert's action; these pairs join "
                                       "the --demos expert pairs (0 = plain behaviour cloning)")
@@ -83,6 +87,8 @@ class SFTConfig(lora.TrainConfig):
         if self.weight_decay < 0:
             raise ValueError(f"--weight-decay must not be negative, not {self.weight_decay}; try 0.")
         check_range("--learner-episodes", self.learner_episodes, 0)
+        if self.lower_cache and Path(self.lower_cache).exists() and not Path(self.lower_cache).is_dir():
+            raise ValueError(f"--lower-cache {self.lower_cache} is a file: give a folder (it is made if missing).")
         if self.learner_episodes and self.mode == "generate":
             raise ValueError("--learner-episodes (DAgger) relabels score-mode play only; drop it or use --mode score.")
         if self.learner_episodes and not self.init_adapter:
@@ -197,10 +203,19 @@ def answer_ce(policy, items: list[tuple[list[int], list[int]]], counts: torch.Te
     return -(weights * log_probs).sum() / (weights * tokens.to(log_probs.device)).sum()
 
 
+def _length(item) -> int:
+    """Tokens of a state's ids, or of a (state ids, answer ids) pair in generate mode."""
+    return len(item) if not item or isinstance(item[0], int) else sum(len(part) for part in item)
+
+
 def dataset_loss(policy, states, counts, batch_size: int, loss=weighted_ce) -> float:
+    # Shortest first: a batch pads to its longest row, so sorted batches waste little.
+    order = sorted(range(len(states)), key=lambda i: _length(states[i]))
+    total = 0.0
     with torch.no_grad():
-        total = sum(float(loss(policy, states[i:i + batch_size], counts[i:i + batch_size])) * float(counts[i:i + batch_size].sum())
-                    for i in range(0, len(states), batch_size))
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            total += float(loss(policy, [states[i] for i in batch], counts[batch])) * float(counts[batch].sum())
     return total / float(counts.sum())
 
 
@@ -213,6 +228,8 @@ def train(config: SFTConfig) -> dict:
                                    target_modules=config.target_modules, value_head=False, bf16=config.bf16,
                                    device=config.device, lora_layers=config.lora_layers,
                                    system=REASON_SYSTEM if config.mode == "generate" else SCORE_SYSTEM)
+    if config.lower_cache:
+        policy.keep_lower_rows(config.lower_cache)
     # Write nothing before the model has loaded: a bad --model must leave an existing --out as it was.
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
