@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from minigrid.core.actions import Actions
-from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, STATE_TO_IDX
+from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT
 
 import envs
 from agent.actions import ACTION_PHRASES
@@ -29,10 +29,10 @@ from agent.perception import describe
 from agent.scoring import CachedScorer
 from envs.expert import expert_action
 from envs.levels import TrainLevels
+from envs.memory import front_cell
 from envs.mixture import task_of
 
 HAZARDS = ("lava",)
-_IDX_TO_STATE = {v: k for k, v in STATE_TO_IDX.items()}
 
 
 @dataclass
@@ -85,15 +85,6 @@ def success_by_task(records) -> dict[str, tuple[int, int]]:
         wins, total = out.get(record.task, (0, 0))
         out[record.task] = (wins + bool(record.success), total + 1)
     return dict(sorted(out.items()))
-
-
-def front_cell(obs) -> tuple[str, str | None]:
-    """Kind and door state of the cell directly in front, from the egocentric image."""
-    image = obs["image"]
-    n = image.shape[0]
-    kind_idx, _, state_idx = image[n // 2, n - 2]
-    kind = IDX_TO_OBJECT[int(kind_idx)]
-    return kind, (_IDX_TO_STATE[int(state_idx)] if kind == "door" else None)
 
 
 def colours(obs) -> tuple[str | None, str | None]:

@@ -38,10 +38,11 @@ import numpy as np
 from minigrid.core.actions import Actions
 from minigrid.core.constants import DIR_TO_VEC, IDX_TO_OBJECT, STATE_TO_IDX
 
-__all__ = ["ObjectMemory", "memory_id", "plain_id", "with_memory"]
+__all__ = ["ObjectMemory", "front_cell", "memory_id", "plain_id", "with_memory"]
 
 _ENTERABLE = ("empty", "goal", "floor", "lava")  # and open doors: minigrid's can_overlap
 _NOT_REMEMBERED = ("unseen", "empty", "wall", "floor")
+_IDX_TO_STATE = {v: k for k, v in STATE_TO_IDX.items()}
 
 
 def memory_id(env_id: str) -> str:
@@ -112,9 +113,15 @@ class ObjectMemory(gymnasium.Wrapper):
         return {**obs, "memory": np.asarray(rows, dtype=np.int64).reshape(-1, 5), "last_action": self._last}
 
 
-def _enterable(obs) -> bool:
+def front_cell(obs) -> tuple[str, str | None]:
+    """Kind and door state of the cell directly in front, from the egocentric image."""
     image = np.asarray(obs["image"])
     n = image.shape[0]
-    kind_idx, _, state = image[n // 2, n - 2]
+    kind_idx, _, state_idx = image[n // 2, n - 2]
     kind = IDX_TO_OBJECT[int(kind_idx)]
-    return kind in _ENTERABLE or (kind == "door" and int(state) == STATE_TO_IDX["open"])
+    return kind, (_IDX_TO_STATE[int(state_idx)] if kind == "door" else None)
+
+
+def _enterable(obs) -> bool:
+    kind, state = front_cell(obs)
+    return kind in _ENTERABLE or state == "open"

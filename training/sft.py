@@ -208,12 +208,15 @@ def _length(item) -> int:
     return len(item) if not item or isinstance(item[0], int) else sum(len(part) for part in item)
 
 
-def dataset_loss(policy, states, counts, batch_size: int, loss=weighted_ce) -> float:
+def dataset_loss(policy, states, counts, batch_size: int, loss=weighted_ce, progress: str | None = None) -> float:
+    """The weighted loss over every state, without gradients; `progress` labels a tqdm bar
+    (the first pass computes and keeps the lower layers of every state: minutes to an hour)."""
     # Shortest first: a batch pads to its longest row, so sorted batches waste little.
     order = sorted(range(len(states)), key=lambda i: _length(states[i]))
     total = 0.0
     with torch.no_grad():
-        for start in range(0, len(order), batch_size):
+        for start in tqdm(range(0, len(order), batch_size), desc=progress, unit="batch", disable=progress is None,
+                          dynamic_ncols=True):
             batch = order[start:start + batch_size]
             total += float(loss(policy, [states[i] for i in batch], counts[batch])) * float(counts[batch].sum())
     return total / float(counts.sum())
@@ -255,7 +258,7 @@ def train(config: SFTConfig) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total_steps)
     generator = torch.Generator().manual_seed(config.seed)
 
-    initial_loss = dataset_loss(policy, states, counts, 64, loss_fn)
+    initial_loss = dataset_loss(policy, states, counts, 64, loss_fn, "first CE pass" if config.progress else None)
     log.write(0, {"losses/ce": initial_loss})
     print(f"epoch 0: ce {initial_loss:.4f}", flush=True)
     step = 0
@@ -293,7 +296,7 @@ def train(config: SFTConfig) -> dict:
         save_adapter(policy, out / "last")  # so a long run can be evaluated, or kept, before it ends
 
     bar.close()
-    final_loss = dataset_loss(policy, states, counts, 64, loss_fn)
+    final_loss = dataset_loss(policy, states, counts, 64, loss_fn, "closing CE pass" if config.progress else None)
     save_adapter(policy, out / "final")
     train_seconds = time.perf_counter() - began
     summary = {"env": config.env, "mode": config.mode, "pairs": len(pairs), **learner, "distinct_states": len(states),
