@@ -553,7 +553,9 @@ def load_adapter(lm, adapter: str, trainable: bool = False):
         return PeftModel.from_pretrained(lm, folder, is_trainable=trainable)
     except Exception as err:  # safetensors, json, key and shape errors all mean this adapter does not load here
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        hint = "it was made for another base model: pass its --model" if "size mismatch" in str(err) else "it is corrupt: retrain or restore it"
+        # Shapes that do not fit, or LoRA layers the model lacks (an adapter of a deeper model).
+        other_base = "size mismatch" in str(err) or "not found in the base model" in str(err)
+        hint = "it was made for another base model: pass its --model" if other_base else "it is corrupt: retrain or restore it"
         raise ModelError(f"Adapter {adapter} could not be loaded ({first}); {hint}.") from err
 
 

@@ -64,6 +64,7 @@ CORE = [
     ("agent.run", ["--adapter", "{corrupt}"], "it is corrupt: retrain or restore it"),
     ("rl_finetune", ["--init-adapter", "{corrupt}"], "it is corrupt: retrain or restore it"),
     ("agent.run", ["--adapter", "{other_base}"], "made for another base model"),
+    ("sft", ["--init-adapter", "{deeper_base}"], "made for another base model"),
     ("rl_finetune", ["--init-adapter", "{other_base}"], "made for another base model"),
     # numbers: not a number, out of range, nan/inf
     ("agent.run", ["--episodes", "many"], "'many' is not a whole number"),
@@ -153,6 +154,9 @@ def paths(tmp_path_factory, tiny):
                           num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
     get_peft_model(LlamaForCausalLM(smaller), lora).save_pretrained(root / "other_base")
     get_peft_model(LlamaForCausalLM(smaller), lora).save_pretrained(root / "corrupt")
+    deeper = LlamaConfig(**{**tiny[0].config.to_dict(), "num_hidden_layers": 4})  # LoRA on a layer tiny lacks
+    get_peft_model(LlamaForCausalLM(deeper), LoraConfig(r=2, target_modules=["q_proj"], layers_to_transform=[3])
+                   ).save_pretrained(root / "deeper_base")
     (root / "corrupt" / "adapter_model.safetensors").write_bytes(b"garbage" * 100)
     (root / "broken_model").mkdir()
     (root / "broken_model" / "config.json").write_text("{not json")
@@ -160,6 +164,7 @@ def paths(tmp_path_factory, tiny):
     (root / "run").mkdir()  # a training run's log, as compare_curves reads it
     (root / "run" / "metrics.csv").write_text("step,key,value\n100,eval/success_rate,0.5\n")
     return {"tmp": str(root), "corrupt": str(root / "corrupt"), "other_base": str(root / "other_base"),
+            "deeper_base": str(root / "deeper_base"),
             "broken_model": str(root / "broken_model"), "file": str(root / "a_file"), "run": str(root / "run")}
 
 

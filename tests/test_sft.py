@@ -109,8 +109,9 @@ def test_dagger_round_from_an_adapter(tmp_path):
               "--epochs", "1"]
     main([*common, "--demos", "20", "--lora-rank", "4", "--lora-alpha", "8", "--out", str(tmp_path / "bc")])
     summary = main([*common, "--demos", "5", "--init-adapter", str(tmp_path / "bc" / "final"),
-                    "--learner-episodes", "2", "--out", str(tmp_path / "dagger")])
+                    "--learner-episodes", "2", "--no-final-ce", "--out", str(tmp_path / "dagger")])
     assert summary["learner_pairs"] > 0 and summary["pairs"] == 5 + summary["learner_pairs"]
+    assert summary["final_ce"] is None  # --no-final-ce skipped the closing pass
     assert 0.0 <= summary["learner_success"] <= 1.0
     assert (tmp_path / "dagger" / "final" / "adapter_config.json").is_file()
     # config.json says the rank the continued adapter has, not the --lora-rank default

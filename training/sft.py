@@ -72,6 +72,8 @@ class SFTConfig(lora.TrainConfig):
                                            "(--lora-layers) across runs: a later run over the same states, e.g. a "
                                            "DAgger round with the same --seed's demos, skips them (about 0.35 s a "
                                            "BabyAI-Text state here, 0.25 MB each on disk)")
+    final_ce: bool = option(True, "after the last epoch, one more pass without gradients over every state for "
+                                  "summary.json's final_ce (about a third of an epoch's time)")
     learner_episodes: int = option(0, "DAgger: play N training-level episodes greedily with the --init-adapter policy "
                                       "and label every state it visits with the expert's action; these pairs join "
                                       "the --demos expert pairs (0 = plain behaviour cloning)")
@@ -296,7 +298,8 @@ def train(config: SFTConfig) -> dict:
         save_adapter(policy, out / "last")  # so a long run can be evaluated, or kept, before it ends
 
     bar.close()
-    final_loss = dataset_loss(policy, states, counts, 64, loss_fn, "closing CE pass" if config.progress else None)
+    final_loss = (dataset_loss(policy, states, counts, 64, loss_fn, "closing CE pass" if config.progress else None)
+                  if config.final_ce else None)
     save_adapter(policy, out / "final")
     train_seconds = time.perf_counter() - began
     summary = {"env": config.env, "mode": config.mode, "pairs": len(pairs), **learner, "distinct_states": len(states),
