@@ -79,6 +79,8 @@ CORE = [
     ("sft", ["--mode", "talk"], "invalid choice: 'talk'"),
     ("sft", ["--lower-cache", "{file}"], "is a file: give a folder"),
     ("sft", ["--mode", "generate", "--learner-episodes", "3"], "relabels score-mode play only"),
+    ("sft", ["--pairs", "{tmp}/missing.jsonl"], "is not a file: give an earlier round's"),
+    ("sft", ["--learner-seed", "2"], "add --learner-episodes N"),
     ("evals.harmful", ["--data", "{tmp}/missing.tsv"], "is not a file"),
     ("evals.faithfulness", ["--adapter", "{tmp}/missing"], "holds no adapter_config.json"),
     ("evals.faithfulness", ["--envs", "DoorKee"], "Unknown environment 'DoorKee'"),

@@ -117,6 +117,18 @@ def test_dagger_round_from_an_adapter(tmp_path):
     # config.json says the rank the continued adapter has, not the --lora-rank default
     config = json.loads((tmp_path / "dagger" / "config.json").read_text())
     assert (config["lora_rank"], config["lora_alpha"]) == (4, 8)
+    kept = (tmp_path / "dagger" / "learner_pairs.jsonl").read_text().splitlines()
+    assert len(kept) == summary["learner_pairs"]
+
+    # the next round: other levels for the learner, the same expert pairs, and the first round's pairs aggregated
+    again = main([*common, "--demos", "5", "--init-adapter", str(tmp_path / "dagger" / "final"),
+                  "--learner-episodes", "4", "--learner-seed", "7", "--learner-env", "DoorKey-5x5+DoorKey-6x6",
+                  "--pairs", str(tmp_path / "dagger" / "learner_pairs.jsonl"),
+                  "--no-final-ce", "--out", str(tmp_path / "round2")])
+    assert again["earlier_pairs"] == len(kept)
+    assert again["pairs"] == 5 + again["learner_pairs"] + len(kept)
+    # the learner played --learner-env's two tasks, while --env (the demos) is DoorKey-5x5 alone
+    assert set(again["learner_success_by_task"]) == {"MiniGrid-DoorKey-5x5-v0", "MiniGrid-DoorKey-6x6-v0"}
 
 
 def test_demos_carry_a_true_reason_that_names_the_experts_action():

@@ -20,8 +20,11 @@ per-token cross-entropy of that answer (teacher forcing), and the adapter plays 
 
 DAgger (Ross et al., 2011): `--init-adapter A --learner-episodes N` plays N greedy episodes
 of adapter A on training levels, labels every state it visits with the expert's action,
-and trains A further on those pairs plus `--demos` fresh expert pairs. Repeat with a new
-`--seed` (new levels) and the last round's adapter.
+and trains A further on those pairs plus `--demos` expert pairs; the round's learner pairs are
+kept in `OUT/learner_pairs.jsonl`. The next round starts from this round's adapter with a new
+`--learner-seed` (new levels) and `--pairs OUT/learner_pairs.jsonl` (every earlier round's
+pairs, as DAgger aggregates them); keeping `--seed` keeps the same expert pairs, whose lower
+layers `--lower-cache` then reads back.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from tqdm import tqdm
 
 from agent.actions import ACTION_PHRASES
 from agent.cli import check_range, option, out_option, parse_and_run
-from agent.episodes import play, take_step
+from agent.episodes import play, success_by_task, take_step
 from agent.perception import describe
 from agent.policy import save_adapter
 from agent.prompts import REASON_SYSTEM, SCORE_SYSTEM, encode
@@ -77,6 +80,13 @@ class SFTConfig(lora.TrainConfig):
     learner_episodes: int = option(0, "DAgger: play N training-level episodes greedily with the --init-adapter policy "
                                       "and label every state it visits with the expert's action; these pairs join "
                                       "the --demos expert pairs (0 = plain behaviour cloning)")
+    learner_env: str | None = option(None, "env(s) the DAgger learner plays (default: --env), e.g. only the kinds "
+                                           "it fails: BabyAI-TextOpenTrain-v0+BabyAI-TextPutNextTrain-v0")
+    learner_seed: int | None = option(None, "seed of the DAgger learner's levels (default: --seed); a new one per "
+                                            "round gives new levels while --seed keeps the same expert pairs")
+    pairs: list[str] | None = option(None, "learner_pairs.jsonl files of earlier DAgger rounds, trained on with this "
+                                           "round's pairs (DAgger aggregates every round's data)", nargs="+",
+                                     metavar="FILE")
 
     def __post_init__(self):
         super().__post_init__()
@@ -93,6 +103,12 @@ class SFTConfig(lora.TrainConfig):
             raise ValueError(f"--lower-cache {self.lower_cache} is a file: give a folder (it is made if missing).")
         if self.learner_episodes and self.mode == "generate":
             raise ValueError("--learner-episodes (DAgger) relabels score-mode play only; drop it or use --mode score.")
+        for path in self.pairs or []:
+            if not Path(path).is_file():
+                raise ValueError(f"--pairs {path} is not a file: give an earlier round's OUT/learner_pairs.jsonl.")
+        if (self.learner_env or self.learner_seed is not None) and not self.learner_episodes:
+            raise ValueError("--learner-env and --learner-seed set the DAgger learner's episodes: add "
+                             "--learner-episodes N, or drop them.")
         if self.learner_episodes and not self.init_adapter:
             raise ValueError("--learner-episodes plays the policy being corrected: give it with --init-adapter "
                              "(e.g. runs/sft/final).")
@@ -154,12 +170,26 @@ class ExpertLabels:
 
 def collect_learner_pairs(policy, env_id: str, episodes: int, seed: int, all_levels: bool = False):
     """(observation text, expert action) pairs from `episodes` greedy episodes of `policy`
-    on training levels (DAgger's relabelling), and the learner's success on them."""
+    on training levels (DAgger's relabelling), the learner's success on them, and its
+    success per task ({} for one task)."""
     labels = ExpertLabels(greedy_agent(policy))
     slot = seed % seed_policy.MAX_ENV_SLOTS  # runs with different --seed relabel different levels
     seeds = [seed_policy.train_seed(slot, i, seed_policy.DAGGER_STREAM) for i in range(episodes)]
     played = play(labels, env_id, seeds, batch=32, train_levels=not all_levels)
-    return labels.pairs, sum(e.success for e in played) / len(played)
+    tally = success_by_task(played)
+    by_task = {task: wins / total for task, (wins, total) in tally.items()} if len(tally) > 1 else {}
+    return labels.pairs, sum(e.success for e in played) / len(played), by_task
+
+
+def save_pairs(pairs: list[tuple[str, int, str]], path: Path) -> None:
+    with path.open("w") as f:
+        for text, label, answer in pairs:
+            f.write(json.dumps({"text": text, "label": label, "answer": answer}) + "\n")
+
+
+def load_pairs(path: str) -> list[tuple[str, int, str]]:
+    with open(path) as f:
+        return [(row["text"], int(row["label"]), row["answer"]) for row in map(json.loads, f) if row]
 
 
 def label_counts(policy, pairs: list[tuple[str, int, str]]) -> tuple[list[list[int]], torch.Tensor]:
@@ -243,12 +273,19 @@ def train(config: SFTConfig) -> dict:
     pairs = collect_demos(config.env, config.demos, config.deviation, config.seed, config.all_levels)
     learner = {}
     if config.learner_episodes:
-        learner_pairs, success = collect_learner_pairs(policy, config.env, config.learner_episodes, config.seed,
-                                                       config.all_levels)
-        learner = {"learner_pairs": len(learner_pairs), "learner_success": success}
-        print(f"DAgger: {config.learner_episodes} learner episodes on training levels, greedy success {success:.2f}, "
-              f"{len(learner_pairs)} states relabelled by the expert", flush=True)
+        learner_pairs, success, by_task = collect_learner_pairs(
+            policy, config.learner_env or config.env, config.learner_episodes,
+            config.seed if config.learner_seed is None else config.learner_seed, config.all_levels)
+        learner = {"learner_pairs": len(learner_pairs), "learner_success": success, "learner_success_by_task": by_task}
+        per_task = "".join(f", {task} {rate:.2f}" for task, rate in by_task.items())
+        print(f"DAgger: {config.learner_episodes} learner episodes on training levels, greedy success {success:.2f}"
+              f"{per_task}; {len(learner_pairs)} states relabelled by the expert", flush=True)
         pairs += learner_pairs
+        save_pairs(learner_pairs, out / "learner_pairs.jsonl")
+    for path in config.pairs or []:
+        earlier = load_pairs(path)
+        learner["earlier_pairs"] = learner.get("earlier_pairs", 0) + len(earlier)
+        pairs += earlier
     loss_fn = answer_ce if config.mode == "generate" else weighted_ce
     states, counts = (answer_counts if config.mode == "generate" else label_counts)(policy, pairs)
     print(f"{len(pairs)} pairs -> {len(states)} distinct states ({time.perf_counter() - began:.0f} s)", flush=True)
