@@ -81,6 +81,8 @@ CORE = [
     ("sft", ["--mode", "generate", "--learner-episodes", "3"], "relabels score-mode play only"),
     ("sft", ["--pairs", "{tmp}/missing.jsonl"], "is not a file: give an earlier round's"),
     ("sft", ["--learner-seed", "2"], "add --learner-episodes N"),
+    ("sft", ["--resume", "{tmp}/no-run"], "has no checkpoints/ folder"),
+    ("sft", ["--keep-checkpoints", "0"], "--keep-checkpoints 0 is too small"),
     ("evals.harmful", ["--data", "{tmp}/missing.tsv"], "is not a file"),
     ("evals.faithfulness", ["--adapter", "{tmp}/missing"], "holds no adapter_config.json"),
     ("evals.faithfulness", ["--envs", "DoorKee"], "Unknown environment 'DoorKee'"),
@@ -217,6 +219,7 @@ def test_failed_commands_leave_existing_outputs_intact(paths, tmp_path):
     assert_clean_failure(run("rl_finetune", ["--init-adapter", paths["other_base"], "--out", str(ppo_stopped)]), "another base")
     # a new run into a folder that holds one would mix its checkpoints with the old run's
     assert_clean_failure(run("rl_finetune", ["--out", str(ppo_run)]), "already holds a run: continue it with --resume")
+    assert_clean_failure(run("sft", ["--out", str(ppo_run)]), "already holds a run: continue it with --resume")
     assert_clean_failure(run("agent.run", ["--adapter", paths["corrupt"], "--gif", str(gif)]), "corrupt")
     assert {folder: snapshot(folder) for folder in layout} == before
     assert gif.read_bytes() == b"GIF89a earlier"

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from agent.cli import fail
+
 MANIFEST = "manifest.json"
 
 
@@ -122,3 +124,28 @@ def load_latest(run: str | os.PathLike) -> tuple[Path, dict[str, object]]:
         except CheckpointError as err:
             print(f"warning: skipping corrupt checkpoint: {err}; trying the previous one", file=sys.stderr, flush=True)
     raise CheckpointError(f"every checkpoint under {checkpoint_dir(run)} is corrupt")
+
+
+def check_resume(resume: str | None, out: str | None) -> None:
+    """The --resume / --out checks a trainer's config runs; raises ValueError with what to do."""
+    if resume and not checkpoint_dir(resume).is_dir() and not Path(resume).name.startswith("update_"):
+        raise ValueError(f"--resume {resume} has no checkpoints/ folder: pass the --out folder of an earlier run.")
+    if not resume and out and checkpoint_dir(out).is_dir():  # a new run would mix its checkpoints in
+        raise ValueError(f"--out {out} already holds a run: continue it with --resume {out}, or give a new --out.")
+
+
+def resume_config(config, changeable: tuple[str, ...]):
+    """With `config.resume`: (the saved config, rebuilt with only `changeable` fields taken from
+    `config`, the checkpoint folder, its files); else (config, None, None)."""
+    if not config.resume:
+        return config, None, None
+    try:
+        folder, files = load_latest(config.resume)
+    except CheckpointError as err:
+        fail(f"cannot resume: {err}; start a fresh run without --resume.")
+    saved = dict(files["state.pt"]["config"])
+    # Only these may change on resume; everything that shapes the training stays as saved.
+    for name in (*changeable, "resume"):
+        saved[name] = getattr(config, name)
+    saved["out"] = str(Path(config.resume)) if not Path(config.resume).name.startswith("update_") else str(Path(config.resume).parents[1])
+    return type(config)(**saved), folder, files

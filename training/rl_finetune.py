@@ -84,13 +84,10 @@ class PPOConfig(lora.TrainConfig):
         for name in ("clip_coef", "vf_clip", "vf_coef", "ent_coef", "kl_coef"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must not be negative.")
-        if self.resume and not (Path(self.resume) / "checkpoints").is_dir() and not Path(self.resume).name.startswith("update_"):
-            raise ValueError(f"--resume {self.resume} has no checkpoints/ folder: pass the --out folder of an earlier run.")
         if self.out is None:
             self.out = self.resume or f"runs/{self.env}__ppo__{self.seed}__{int(time.time())}"
             check_out_folder(self.out)
-        if not self.resume and (Path(self.out) / "checkpoints").is_dir():  # a new run would mix its checkpoints in
-            raise ValueError(f"--out {self.out} already holds a run: continue it with --resume {self.out}, or give a new --out.")
+        checkpoint.check_resume(self.resume, self.out)
 
 
 class ScoringModule(nn.Module):
@@ -152,22 +149,6 @@ class Run:
     @property
     def world(self) -> int:
         return self.accelerator.num_processes
-
-
-def resolve_resume(config: PPOConfig) -> tuple[PPOConfig, Path | None, dict | None]:
-    """With --resume, load the newest valid checkpoint and continue with its saved config."""
-    if not config.resume:
-        return config, None, None
-    try:
-        folder, files = checkpoint.load_latest(config.resume)
-    except checkpoint.CheckpointError as err:
-        fail(f"cannot resume: {err}; start a fresh run without --resume.")
-    saved = dict(files["state.pt"]["config"])
-    # Only these may change on resume; everything that shapes the training stays as saved.
-    for name in ("stop_after_updates", "threads", "progress", "resume"):
-        saved[name] = getattr(config, name)
-    saved["out"] = str(Path(config.resume)) if not Path(config.resume).name.startswith("update_") else str(Path(config.resume).parents[1])
-    return PPOConfig(**saved), folder, files
 
 
 # ----- set-up ------------------------------------------------------------------------------
@@ -404,7 +385,7 @@ def finish(run: Run, seconds: float, sps: float, last_eval: EvalResult | None) -
 def train(config: PPOConfig) -> dict:
     from tqdm import tqdm
 
-    config, resume_folder, resume_files = resolve_resume(config)
+    config, resume_folder, resume_files = checkpoint.resume_config(config, ("stop_after_updates", "threads", "progress"))
     run = setup(config, resume_files)
     c = run.counters
     if resume_folder is not None and run.main:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,7 @@ import torch
 from tqdm import tqdm
 
 from agent.actions import ACTION_PHRASES
-from agent.cli import check_range, option, out_option, parse_and_run
+from agent.cli import check_range, fail, option, out_option, parse_and_run
 from agent.episodes import play, success_by_task, take_step
 from agent.perception import describe
 from agent.policy import save_adapter
@@ -49,7 +49,7 @@ from agent.scoring import CachedScorer
 from envs import seeds as seed_policy
 from envs.expert import NoPlanError, expert_action, expert_target
 from envs.levels import training_env
-from training import lora
+from training import checkpoint, lora
 from training.evaluate import evaluate, greedy_agent, validation_seeds
 from training.logs import MetricLog
 from training.reasons import training_text
@@ -84,6 +84,12 @@ class SFTConfig(lora.TrainConfig):
                                            "it fails: BabyAI-TextOpenTrain-v0+BabyAI-TextPutNextTrain-v0")
     learner_seed: int | None = option(None, "seed of the DAgger learner's levels (default: --seed); a new one per "
                                             "round gives new levels while --seed keeps the same expert pairs")
+    resume: str | None = option(None, "continue the run in this folder from its newest valid checkpoint (its saved "
+                                      "config is used; expert pairs are collected again, learner pairs read back)")
+    checkpoint_every: int = option(100, "checkpoint every N optimizer steps (0 = only at the end of each epoch)")
+    keep_checkpoints: int = option(2, "checkpoints kept on disk")
+    stop_after_steps: int = option(0, "stop cleanly once this many optimizer steps are done (0 = run to the end; "
+                                      "continue with --resume)")
     pairs: list[str] | None = option(None, "learner_pairs.jsonl files of earlier DAgger rounds, trained on with this "
                                            "round's pairs (DAgger aggregates every round's data)", nargs="+",
                                      metavar="FILE")
@@ -99,6 +105,12 @@ class SFTConfig(lora.TrainConfig):
         if self.weight_decay < 0:
             raise ValueError(f"--weight-decay must not be negative, not {self.weight_decay}; try 0.")
         check_range("--learner-episodes", self.learner_episodes, 0)
+        for name in ("checkpoint_every", "stop_after_steps"):
+            check_range(f"--{name.replace('_', '-')}", getattr(self, name), 0)
+        check_range("--keep-checkpoints", self.keep_checkpoints, 1)
+        if self.resume:
+            self.out = self.resume if not Path(self.resume).name.startswith("update_") else str(Path(self.resume).parents[1])
+        checkpoint.check_resume(self.resume, self.out)
         if self.lower_cache and Path(self.lower_cache).exists() and not Path(self.lower_cache).is_dir():
             raise ValueError(f"--lower-cache {self.lower_cache} is a file: give a folder (it is made if missing).")
         if self.learner_episodes and self.mode == "generate":
@@ -254,7 +266,57 @@ def dataset_loss(policy, states, counts, batch_size: int, loss=weighted_ce, prog
     return total / float(counts.sum())
 
 
+def gather_pairs(config: SFTConfig, policy, out: Path, resumed: bool) -> tuple[list, dict]:
+    """Expert pairs, this round's learner pairs (played now, or read back on resume) and
+    earlier rounds' pairs, in that order; and what the summary says of them."""
+    pairs = collect_demos(config.env, config.demos, config.deviation, config.seed, config.all_levels)
+    learner = {}
+    if config.learner_episodes and resumed:
+        learner_pairs = load_pairs(out / "learner_pairs.jsonl")
+        learner = json.loads((out / "learner.json").read_text())
+    elif config.learner_episodes:
+        learner_pairs, success, by_task = collect_learner_pairs(
+            policy, config.learner_env or config.env, config.learner_episodes,
+            config.seed if config.learner_seed is None else config.learner_seed, config.all_levels)
+        learner = {"learner_pairs": len(learner_pairs), "learner_success": success, "learner_success_by_task": by_task}
+        per_task = "".join(f", {task} {rate:.2f}" for task, rate in by_task.items())
+        print(f"DAgger: {config.learner_episodes} learner episodes on training levels, greedy success {success:.2f}"
+              f"{per_task}; {len(learner_pairs)} states relabelled by the expert", flush=True)
+        save_pairs(learner_pairs, out / "learner_pairs.jsonl")
+        (out / "learner.json").write_text(json.dumps(learner))
+    if config.learner_episodes:
+        pairs += learner_pairs
+    for path in config.pairs or []:
+        earlier = load_pairs(path)
+        learner["earlier_pairs"] = learner.get("earlier_pairs", 0) + len(earlier)
+        pairs += earlier
+    return pairs, learner
+
+
+@dataclass
+class Progress:
+    """Where training stands: what a checkpoint must restore besides weights, optimizer and RNG."""
+
+    step: int = 0
+    epoch: int = 1
+    start: int = 0  # index into `order` of the epoch's next batch
+    order: list[int] | None = None  # the epoch's shuffled state indices
+    epoch_loss: float = 0.0
+    epoch_weight: float = 0.0
+    initial_ce: float | None = None
+    distinct_states: int = 0
+
+
+def save_checkpoint(config: SFTConfig, policy, optimizer, scheduler, generator, progress: Progress) -> None:
+    checkpoint.save(config.out, progress.step, {
+        "trainable.pt": lora.trainable_state(policy), "optimizer.pt": optimizer.state_dict(),
+        "scheduler.pt": scheduler.state_dict(),
+        "state.pt": {"progress": asdict(progress), "config": asdict(config), "generator": generator.get_state()}},
+        keep=config.keep_checkpoints)
+
+
 def train(config: SFTConfig) -> dict:
+    config, resume_folder, files = checkpoint.resume_config(config, ("stop_after_steps", "threads", "progress"))
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -269,23 +331,8 @@ def train(config: SFTConfig) -> dict:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(lora.run_config(config, policy))
-    log = MetricLog(out)
-    pairs = collect_demos(config.env, config.demos, config.deviation, config.seed, config.all_levels)
-    learner = {}
-    if config.learner_episodes:
-        learner_pairs, success, by_task = collect_learner_pairs(
-            policy, config.learner_env or config.env, config.learner_episodes,
-            config.seed if config.learner_seed is None else config.learner_seed, config.all_levels)
-        learner = {"learner_pairs": len(learner_pairs), "learner_success": success, "learner_success_by_task": by_task}
-        per_task = "".join(f", {task} {rate:.2f}" for task, rate in by_task.items())
-        print(f"DAgger: {config.learner_episodes} learner episodes on training levels, greedy success {success:.2f}"
-              f"{per_task}; {len(learner_pairs)} states relabelled by the expert", flush=True)
-        pairs += learner_pairs
-        save_pairs(learner_pairs, out / "learner_pairs.jsonl")
-    for path in config.pairs or []:
-        earlier = load_pairs(path)
-        learner["earlier_pairs"] = learner.get("earlier_pairs", 0) + len(earlier)
-        pairs += earlier
+    log = MetricLog(out, append=files is not None)
+    pairs, learner = gather_pairs(config, policy, out, resumed=files is not None)
     loss_fn = answer_ce if config.mode == "generate" else weighted_ce
     states, counts = (answer_counts if config.mode == "generate" else label_counts)(policy, pairs)
     print(f"{len(pairs)} pairs -> {len(states)} distinct states ({time.perf_counter() - began:.0f} s)", flush=True)
@@ -297,50 +344,81 @@ def train(config: SFTConfig) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total_steps)
     generator = torch.Generator().manual_seed(config.seed)
 
-    initial_loss = dataset_loss(policy, states, counts, 64, loss_fn, "first CE pass" if config.progress else None)
-    log.write(0, {"losses/ce": initial_loss})
-    print(f"epoch 0: ce {initial_loss:.4f}", flush=True)
-    step = 0
-    bar = tqdm(total=total_steps, unit="step", disable=not config.progress, dynamic_ncols=True)
-    for epoch in range(1, config.epochs + 1):
-        epoch_began = time.perf_counter()
-        order = torch.randperm(len(states), generator=generator).tolist()
-        epoch_loss, epoch_weight = 0.0, 0.0
-        bar.set_description(f"epoch {epoch}/{config.epochs}")
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start:start + config.batch_size]
-            loss = loss_fn(policy, [states[i] for i in batch], counts[batch])
-            if not torch.isfinite(loss):
-                print(f"warning: non-finite loss at step {step}; update skipped", flush=True)
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
-                step += 1
-                bar.update(1)
-                continue
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            bar.update(1)
-            weight = float(counts[batch].sum())
-            epoch_loss += loss.item() * weight
-            epoch_weight += weight
-            bar.set_postfix(ce=f"{epoch_loss / epoch_weight:.4f}", states_per_s=f"{(start + len(batch)) / (time.perf_counter() - epoch_began):.1f}")
-        seconds = time.perf_counter() - epoch_began
-        log.write(epoch, {"losses/ce": epoch_loss / epoch_weight, "charts/learning_rate": scheduler.get_last_lr()[0],
-                          "charts/states_per_second": len(states) / seconds})
-        bar.write(f"epoch {epoch}: ce {epoch_loss / epoch_weight:.4f} ({seconds:.1f} s, {len(states) / seconds:.1f} states/s)")
-        save_adapter(policy, out / "last")  # so a long run can be evaluated, or kept, before it ends
+    if files is None:
+        initial_loss = dataset_loss(policy, states, counts, 64, loss_fn, "first CE pass" if config.progress else None)
+        log.write(0, {"losses/ce": initial_loss})
+        print(f"epoch 0: ce {initial_loss:.4f}", flush=True)
+        progress = Progress(initial_ce=initial_loss, distinct_states=len(states))
+    else:
+        progress = Progress(**files["state.pt"]["progress"])
+        if progress.distinct_states != len(states):
+            fail(f"cannot resume: the data now give {len(states)} distinct states, the run had "
+                 f"{progress.distinct_states}; were --pairs files or the env changed? Start a fresh run.")
+        named = dict(policy.named_parameters())
+        with torch.no_grad():
+            for name, value in files["trainable.pt"].items():
+                named[name].copy_(value)
+        optimizer.load_state_dict(files["optimizer.pt"])
+        scheduler.load_state_dict(files["scheduler.pt"])
+        generator.set_state(files["state.pt"]["generator"])
+        print(f"resumed from {resume_folder} at step {progress.step} (epoch {progress.epoch})", flush=True)
 
+    bar = tqdm(total=total_steps, initial=progress.step, unit="step", disable=not config.progress, dynamic_ncols=True)
+    stopped = False
+    while progress.epoch <= config.epochs and not stopped:
+        epoch_began, done_at_start = time.perf_counter(), progress.start
+        if progress.order is None:
+            progress.order = torch.randperm(len(states), generator=generator).tolist()
+        order = progress.order
+        bar.set_description(f"epoch {progress.epoch}/{config.epochs}")
+        while progress.start < len(order) and not stopped:
+            batch = order[progress.start:progress.start + config.batch_size]
+            loss = loss_fn(policy, [states[i] for i in batch], counts[batch])
+            optimizer.zero_grad(set_to_none=True)
+            if torch.isfinite(loss):
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+                weight = float(counts[batch].sum())
+                progress.epoch_loss += loss.item() * weight
+                progress.epoch_weight += weight
+            else:
+                print(f"warning: non-finite loss at step {progress.step}; update skipped", flush=True)
+            scheduler.step()
+            progress.step += 1
+            progress.start += len(batch)
+            bar.update(1)
+            done = progress.start - done_at_start
+            bar.set_postfix(ce=f"{progress.epoch_loss / max(progress.epoch_weight, 1e-9):.4f}",
+                            states_per_s=f"{done / (time.perf_counter() - epoch_began):.1f}")
+            stopped = bool(config.stop_after_steps and progress.step >= config.stop_after_steps)
+            if stopped or (config.checkpoint_every and progress.step % config.checkpoint_every == 0
+                           and progress.start < len(order)):
+                save_checkpoint(config, policy, optimizer, scheduler, generator, progress)
+        if progress.start < len(order):
+            break  # stopped mid-epoch; the checkpoint above holds where
+        seconds = time.perf_counter() - epoch_began
+        epoch_ce = progress.epoch_loss / max(progress.epoch_weight, 1e-9)
+        log.write(progress.epoch, {"losses/ce": epoch_ce, "charts/learning_rate": scheduler.get_last_lr()[0],
+                                   "charts/states_per_second": (len(order) - done_at_start) / seconds})
+        bar.write(f"epoch {progress.epoch}: ce {epoch_ce:.4f} ({seconds:.1f} s, "
+                  f"{(len(order) - done_at_start) / seconds:.1f} states/s)")
+        save_adapter(policy, out / "last")  # so a long run can be evaluated, or kept, before it ends
+        progress = Progress(step=progress.step, epoch=progress.epoch + 1, initial_ce=progress.initial_ce,
+                            distinct_states=len(states))
+        save_checkpoint(config, policy, optimizer, scheduler, generator, progress)
     bar.close()
+    if progress.epoch <= config.epochs:
+        log.close()
+        print(f"stopped after {progress.step} of {total_steps} steps; continue with --resume {out}", flush=True)
+        return {"stopped_at_step": progress.step, "total_steps": total_steps, "out": str(out)}
+
     final_loss = (dataset_loss(policy, states, counts, 64, loss_fn, "closing CE pass" if config.progress else None)
                   if config.final_ce else None)
     save_adapter(policy, out / "final")
     train_seconds = time.perf_counter() - began
     summary = {"env": config.env, "mode": config.mode, "pairs": len(pairs), **learner, "distinct_states": len(states),
-               "initial_ce": initial_loss, "final_ce": final_loss, "train_seconds": train_seconds,
+               "initial_ce": progress.initial_ce, "final_ce": final_loss, "train_seconds": train_seconds,
                "adapter": str(out / "final")}
     if config.eval_episodes:
         result = evaluate(greedy_agent(policy, mode=config.mode), config.env,
