@@ -25,6 +25,9 @@ kept in `OUT/learner_pairs.jsonl`. The next round starts from this round's adapt
 `--learner-seed` (new levels) and `--pairs OUT/learner_pairs.jsonl` (every earlier round's
 pairs, as DAgger aggregates them); keeping `--seed` keeps the same expert pairs, whose lower
 layers `--lower-cache` then reads back.
+
+A long run checkpoints every `--checkpoint-every` steps into `OUT/checkpoints/`; stopped
+anywhere, `--resume OUT` continues it mid-epoch (docs/TRAINING.md, "Checkpoints and resume").
 """
 
 from __future__ import annotations
