@@ -538,25 +538,60 @@ def save_adapter(policy: LMPolicy, folder: str | os.PathLike) -> Path:
     return folder
 
 
+def _misfit(lm, folder: Path) -> str | None:
+    """Why the adapter in `folder` cannot fit `lm`: LoRA on a layer or module the model lacks,
+    or of other widths. None when it fits, or when its files cannot be read (then loading
+    says it is corrupt)."""
+    import json
+    import re
+
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text())
+        with safe_open(folder / "adapter_model.safetensors", "pt") as f:
+            names = f.keys()
+            shapes = {key: f.get_slice(key).get_shape() for key in names}  # the header only
+    except (OSError, ValueError, SafetensorError):  # no safetensors file, or garbage: loading will tell
+        return None
+    layers, depth = config.get("layers_to_transform"), lm.config.num_hidden_layers
+    if isinstance(layers, list) and layers and max(layers) >= depth:
+        return f"LoRA on layer {max(layers)}, the model has {depth} layers"
+    modules = dict(lm.named_modules())
+    for key, shape in shapes.items():
+        match = re.fullmatch(r"base_model\.model\.(.+)\.lora_([AB])\.weight", key)
+        if not match:
+            continue
+        weight = getattr(modules.get(match.group(1)), "weight", None)
+        if weight is None:
+            return f"LoRA on {match.group(1)}, which the model lacks"
+        # lora_A is (r, in_features), lora_B (out_features, r)
+        got, want = (shape[1], weight.shape[-1]) if match.group(2) == "A" else (shape[0], weight.shape[0])
+        if got != want:
+            return f"{match.group(1)} is {want} wide in the model, {got} in the adapter"
+    return None
+
+
 def load_adapter(lm, adapter: str, trainable: bool = False):
-    """`lm` wrapped with the LoRA adapter in folder `adapter` (peft format).
+    """`lm` (a bare base model) wrapped with the LoRA adapter in folder `adapter` (peft format).
 
     Raises agent.models.ModelError with the fix when the folder is missing, its files are
-    corrupt, or it was trained on another base model (its shapes do not fit).
+    corrupt, or it was trained on another base model (its layers or shapes do not fit).
     """
     from peft import PeftModel
 
     folder = Path(adapter)
     if not (folder / "adapter_config.json").is_file():
         raise ModelError(f"Adapter folder {adapter} holds no adapter_config.json: pass a folder written by training (e.g. runs/NAME/final).")
+    misfit = _misfit(lm, folder)
+    if misfit:
+        raise ModelError(f"Adapter {adapter} does not fit this model ({misfit}); it was made for another base "
+                         "model: pass its --model.")
     try:
         return PeftModel.from_pretrained(lm, folder, is_trainable=trainable)
-    except Exception as err:  # safetensors, json, key and shape errors all mean this adapter does not load here
+    except Exception as err:  # safetensors, json and key errors all mean this adapter does not load here
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        # Shapes that do not fit, or LoRA layers the model lacks (an adapter of a deeper model).
-        other_base = "size mismatch" in str(err) or "not found in the base model" in str(err)
-        hint = "it was made for another base model: pass its --model" if other_base else "it is corrupt: retrain or restore it"
-        raise ModelError(f"Adapter {adapter} could not be loaded ({first}); {hint}.") from err
+        raise ModelError(f"Adapter {adapter} could not be loaded ({first}); it is corrupt: retrain or restore it.") from err
 
 
 def load_value_head(policy: LMPolicy, adapter: str) -> None:
