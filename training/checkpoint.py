@@ -126,6 +126,29 @@ def load_latest(run: str | os.PathLike) -> tuple[Path, dict[str, object]]:
     raise CheckpointError(f"every checkpoint under {checkpoint_dir(run)} is corrupt")
 
 
+def trainer_files(policy, optimizer, scheduler) -> dict[str, object]:
+    """The checkpoint files every trainer writes: trainable weights, optimizer, scheduler."""
+    from training.lora import trainable_state
+
+    return {"trainable.pt": trainable_state(policy), "optimizer.pt": optimizer.state_dict(),
+            "scheduler.pt": scheduler.state_dict()}
+
+
+def restore_trainer(files: dict[str, object], policy, optimizer, scheduler) -> None:
+    """Load `trainer_files` back into a freshly built policy, optimizer and scheduler."""
+    named = dict(policy.named_parameters())
+    with torch.no_grad():
+        for name, value in files["trainable.pt"].items():
+            named[name].copy_(value)
+    optimizer.load_state_dict(files["optimizer.pt"])
+    scheduler.load_state_dict(files["scheduler.pt"])
+
+
+def run_folder(resume: str) -> str:
+    """The run folder a --resume argument names: itself, or the run above a checkpoint folder."""
+    return str(Path(resume).parents[1]) if Path(resume).name.startswith("update_") else str(Path(resume))
+
+
 def check_resume(resume: str | None, out: str | None) -> None:
     """The --resume / --out checks a trainer's config runs; raises ValueError with what to do."""
     if resume and not checkpoint_dir(resume).is_dir() and not Path(resume).name.startswith("update_"):
@@ -147,5 +170,5 @@ def resume_config(config, changeable: tuple[str, ...]):
     # Only these may change on resume; everything that shapes the training stays as saved.
     for name in (*changeable, "resume"):
         saved[name] = getattr(config, name)
-    saved["out"] = str(Path(config.resume)) if not Path(config.resume).name.startswith("update_") else str(Path(config.resume).parents[1])
+    saved["out"] = run_folder(config.resume)
     return type(config)(**saved), folder, files

@@ -201,12 +201,7 @@ def setup(config: PPOConfig, resume_files: dict | None) -> Run:
     pool = EnvPool(config.env, [rank * config.num_envs + i for i in range(config.num_envs)], config.all_levels)
     counters = Counters()
     if resume_files is not None:
-        named = dict(policy.named_parameters())
-        with torch.no_grad():
-            for name, value in resume_files["trainable.pt"].items():
-                named[name].copy_(value)
-        optimizer.load_state_dict(resume_files["optimizer.pt"])
-        scheduler.load_state_dict(resume_files["scheduler.pt"])
+        checkpoint.restore_trainer(resume_files, policy, optimizer, scheduler)
         counters = Counters(**resume_files["state.pt"]["counters"])
         mine = resume_files[f"rank{rank}.pt"]
         random.setstate(mine["python"])
@@ -347,8 +342,7 @@ def save_checkpoint(run: Run) -> None:
                   "sampler": run.sampler.get_state(), "envs": run.pool.state()}
     every_rank = gather_object([rank_state]) if run.world > 1 else [rank_state]
     if run.main:
-        objects = {"trainable.pt": lora.trainable_state(run.policy), "optimizer.pt": run.optimizer.state_dict(),
-                   "scheduler.pt": run.scheduler.state_dict(),
+        objects = {**checkpoint.trainer_files(run.policy, run.optimizer, run.scheduler),
                    "state.pt": {"counters": asdict(run.counters), "config": asdict(run.config)}}
         objects.update({f"rank{r}.pt": s for r, s in enumerate(every_rank)})
         checkpoint.save(run.config.out, run.counters.update, objects, keep=run.config.keep_checkpoints)

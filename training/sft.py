@@ -112,7 +112,7 @@ class SFTConfig(lora.TrainConfig):
             check_range(f"--{name.replace('_', '-')}", getattr(self, name), 0)
         check_range("--keep-checkpoints", self.keep_checkpoints, 1)
         if self.resume:
-            self.out = self.resume if not Path(self.resume).name.startswith("update_") else str(Path(self.resume).parents[1])
+            self.out = checkpoint.run_folder(self.resume)
         checkpoint.check_resume(self.resume, self.out)
         if self.lower_cache and Path(self.lower_cache).exists() and not Path(self.lower_cache).is_dir():
             raise ValueError(f"--lower-cache {self.lower_cache} is a file: give a folder (it is made if missing).")
@@ -204,7 +204,7 @@ def save_pairs(pairs: list[tuple[str, int, str]], path: Path) -> None:
 
 def load_pairs(path: str) -> list[tuple[str, int, str]]:
     with open(path) as f:
-        return [(row["text"], int(row["label"]), row["answer"]) for row in map(json.loads, f) if row]
+        return [(row["text"], int(row["label"]), row["answer"]) for row in map(json.loads, f)]
 
 
 def label_counts(policy, pairs: list[tuple[str, int, str]]) -> tuple[list[list[int]], torch.Tensor]:
@@ -312,8 +312,7 @@ class Progress:
 
 def save_checkpoint(config: SFTConfig, policy, optimizer, scheduler, generator, progress: Progress) -> None:
     checkpoint.save(config.out, progress.step, {
-        "trainable.pt": lora.trainable_state(policy), "optimizer.pt": optimizer.state_dict(),
-        "scheduler.pt": scheduler.state_dict(),
+        **checkpoint.trainer_files(policy, optimizer, scheduler),
         "state.pt": {"progress": asdict(progress), "config": asdict(config), "generator": generator.get_state()}},
         keep=config.keep_checkpoints)
 
@@ -357,12 +356,7 @@ def train(config: SFTConfig) -> dict:
         if progress.distinct_states != len(states):
             fail(f"cannot resume: the data now give {len(states)} distinct states, the run had "
                  f"{progress.distinct_states}; were --pairs files or the env changed? Start a fresh run.")
-        named = dict(policy.named_parameters())
-        with torch.no_grad():
-            for name, value in files["trainable.pt"].items():
-                named[name].copy_(value)
-        optimizer.load_state_dict(files["optimizer.pt"])
-        scheduler.load_state_dict(files["scheduler.pt"])
+        checkpoint.restore_trainer(files, policy, optimizer, scheduler)
         generator.set_state(files["state.pt"]["generator"])
         print(f"resumed from {resume_folder} at step {progress.step} (epoch {progress.epoch})", flush=True)
 
