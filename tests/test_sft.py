@@ -181,11 +181,33 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     # the run really moved (LoRA's B matrices start at zero): otherwise equality would prove nothing
     assert any(k.endswith("lora_B.weight") and a[k].abs().sum() > 0 for k in a)
 
-    dagger = [*common, "--init-adapter", str(tmp_path / "full" / "final"), "--learner-episodes", "2"]
+    # the round also warms the learning rate up across the stop and skips the first CE pass
+    dagger = [*common, "--init-adapter", str(tmp_path / "full" / "final"), "--learner-episodes", "2",
+              "--warmup-steps", "2", "--no-initial-ce"]
     full_round = main([*dagger, "--out", str(tmp_path / "round")])
+    assert full_round["initial_ce"] is None
     main([*dagger, "--stop-after-steps", "1", "--out", str(tmp_path / "round-parts")])
     resumed_round = main(["--resume", str(tmp_path / "round-parts"), "--no-progress", "--threads", "1"])
     assert resumed_round["learner_pairs"] == full_round["learner_pairs"] > 0
     assert resumed_round["learner_success"] == full_round["learner_success"]
     a, b = _adapter_tensors(tmp_path / "round" / "final"), _adapter_tensors(tmp_path / "round-parts" / "final")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_warmup_sets_the_learning_rate_of_every_step(tmp_path):
+    """The scheduler follows learning_rate_factor: the rate logged after epoch 1 is the
+    factor at the step epoch 2 starts from, and no CE is logged at step 0 without the first pass."""
+    import csv
+
+    from training.sft import learning_rate_factor, main
+
+    summary = main(["--model", "tiny-random", "--no-bf16", "--eval-episodes", "0", "--threads", "1", "--no-progress",
+                    "--demos", "24", "--epochs", "2", "--batch-size", "4", "--warmup-steps", "5", "--no-initial-ce",
+                    "--no-final-ce", "--learning-rate", "0.01", "--out", str(tmp_path / "run")])
+    with open(tmp_path / "run" / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
+    rates = [float(r["value"]) for r in rows if r["key"] == "charts/learning_rate"]
+    steps_per_epoch = -(-summary["distinct_states"] // 4)
+    assert steps_per_epoch > 5  # epoch 1 ends after the warm-up
+    assert rates[0] == pytest.approx(0.01 * learning_rate_factor(steps_per_epoch, 2 * steps_per_epoch, 5))
+    assert not any(r["step"] == "0" for r in rows)
