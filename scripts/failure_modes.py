@@ -19,14 +19,15 @@ COLOURS = "red|green|blue|purple|yellow|grey"
 OBJECT = re.compile(rf"\b({COLOURS}) (ball|box|key|door)\b")
 
 
-def needed(steps: list[dict]) -> set[str]:
-    """The objects ("red ball") the agent must hold at some point to succeed."""
+def needed(task: str, steps: list[dict]) -> set[str]:
+    """The objects ("red ball") the agent must hold at some point to succeed in an episode
+    of `task` (the benchmark records it: goto, pickup, open, putnext, pickup-then-goto)."""
     mission = steps[0]["observation"].split(". You see")[0]
-    if "open the" in mission:  # the key of the door's colour; "open the door" names none, the level shows it
+    if task == "open":  # the key of the door's colour; "open the door" names none, the level shows it
         doors = {c for c, _ in OBJECT.findall(mission)}
         doors |= {c for s in steps for c in re.findall(rf"locked ({COLOURS}) door", s["observation"])}
         return {f"{c} key" for c in doors}
-    if "put " in mission:  # the first object named moves
+    if task == "putnext":  # the first object named moves
         return {" ".join(OBJECT.findall(mission)[0])}
     words = [" ".join(o) for o in OBJECT.findall(mission)]
     return {words[-1]} if " after you " in mission else {words[0]}  # "go to B after you pick up A"
@@ -42,22 +43,29 @@ def loop_period(steps: list[dict], window: int = 32, longest: int = 8) -> int | 
     return None
 
 
-def held_category(steps: list[dict]) -> str:
-    held = {s["held"] for s in steps if s["held"]}
+def held_category(episode: dict) -> str:
+    held = {s["held"] for s in episode["steps"] if s["held"]}
     if not held:
         return "held nothing"
-    return "held a needed object" if held & needed(steps) else "held only other objects"
+    return "held a needed object" if held & needed(episode["task"], episode["steps"]) else "held only other objects"
 
 
 def main(path: str) -> None:
-    for run in json.load(open(path))["runs"]:
-        failed = [e for e in run["episodes"] if not e["success"]]
-        held = collections.Counter(held_category(e["steps"]) for e in failed)
-        loops = collections.Counter(f"loop of {p}" if (p := loop_period(e["steps"])) else "no loop"
-                                    for e in failed)
-        print(f"{run['agent']} on {run['env']}: {len(failed)} of {len(run['episodes'])} failed")
-        for name, counts in (("held", held), ("ended", loops)):
-            print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
+    with open(path) as file:
+        runs = json.load(file)["runs"]
+    for run in runs:
+        tasks = sorted({e["task"] for e in run["episodes"]})
+        for task in tasks:  # a mixture's episodes per kind; a one-kind env has one
+            episodes = [e for e in run["episodes"] if e["task"] == task]
+            failed = [e for e in episodes if not e["success"]]
+            held = collections.Counter(held_category(e) for e in failed)
+            loops = collections.Counter(f"loop of {p}" if (p := loop_period(e["steps"])) else "no loop"
+                                        for e in failed)
+            kind = f" ({task})" if len(tasks) > 1 else ""
+            print(f"{run['agent']} on {run['env']}{kind}: {len(failed)} of {len(episodes)} failed")
+            for name, counts in (("held", held), ("ended", loops)):
+                print(f"  {name}: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+                                        or "-"))
 
 
 if __name__ == "__main__":
