@@ -194,6 +194,19 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_demos_only_writes_pairs_that_a_later_run_trains_on(tmp_path):
+    from training.sft import collect_demos, load_pairs, main
+
+    written = main(["--env", "MiniGrid-DoorKey-6x6-v0", "--demos", "15", "--seed", "3", "--demos-only",
+                    "--out", str(tmp_path / "demos")])
+    assert written["pairs"] == 15 and not (tmp_path / "demos" / "final").exists()
+    assert load_pairs(tmp_path / "demos" / "expert_pairs.jsonl") == collect_demos("MiniGrid-DoorKey-6x6-v0", 15, 0.2, 3)
+    summary = main(["--model", "tiny-random", "--no-bf16", "--eval-episodes", "0", "--threads", "1", "--no-progress",
+                    "--demos", "10", "--epochs", "1", "--no-final-ce", "--pairs", written["expert_pairs"],
+                    "--out", str(tmp_path / "run")])
+    assert summary["pairs"] == 10 + 15 and summary["earlier_pairs"] == 15
+
+
 def test_warmup_sets_the_learning_rate_of_every_step(tmp_path):
     """The scheduler follows learning_rate_factor: the rate logged after epoch 1 is the
     factor at the step epoch 2 starts from, and no CE is logged at step 0 without the first pass."""

@@ -24,7 +24,9 @@ and trains A further on those pairs plus `--demos` expert pairs; the round's lea
 kept in `OUT/learner_pairs.jsonl`. The next round starts from this round's adapter with a new
 `--learner-seed` (new levels) and `--pairs OUT/learner_pairs.jsonl` (every earlier round's
 pairs, as DAgger aggregates them); keeping `--seed` keeps the same expert pairs, whose lower
-layers `--lower-cache` then reads back.
+layers `--lower-cache` then reads back. `--demos-only` writes expert pairs of another env or
+seed to `OUT/expert_pairs.jsonl` without training, for `--pairs` (more demonstrations of
+the kinds a mixture fails, say).
 
 A long run checkpoints every `--checkpoint-every` steps into `OUT/checkpoints/`; stopped
 anywhere, `--resume OUT` continues it mid-epoch (docs/TRAINING.md, "Checkpoints and resume").
@@ -43,7 +45,7 @@ import torch
 from tqdm import tqdm
 
 from agent.actions import ACTION_PHRASES
-from agent.cli import check_range, fail, option, out_option, parse_and_run
+from agent.cli import check_range, fail, option, out_option, parse_and_run, switch
 from agent.episodes import play, success_by_task, take_step
 from agent.perception import describe
 from agent.policy import save_adapter
@@ -99,9 +101,12 @@ class SFTConfig(lora.TrainConfig):
     keep_checkpoints: int = option(2, "checkpoints kept on disk")
     stop_after_steps: int = option(0, "stop cleanly once this many optimizer steps are done (0 = run to the end; "
                                       "continue with --resume)")
-    pairs: list[str] | None = option(None, "learner_pairs.jsonl files of earlier DAgger rounds, trained on with this "
-                                           "round's pairs (DAgger aggregates every round's data)", nargs="+",
-                                     metavar="FILE")
+    pairs: list[str] | None = option(None, "labelled pairs files trained on with this run's: earlier DAgger rounds' "
+                                           "OUT/learner_pairs.jsonl (DAgger aggregates every round's data) or "
+                                           "--demos-only runs' OUT/expert_pairs.jsonl", nargs="+", metavar="FILE")
+    demos_only: bool = switch("collect the --demos expert pairs of --env and --seed, write them to "
+                              "OUT/expert_pairs.jsonl for a later run's --pairs, and stop: no model is loaded, "
+                              "nothing is trained (e.g. more demonstrations of the kinds a mixture fails)")
 
     def __post_init__(self):
         super().__post_init__()
@@ -126,10 +131,13 @@ class SFTConfig(lora.TrainConfig):
             raise ValueError("--learner-episodes (DAgger) relabels score-mode play only; drop it or use --mode score.")
         for path in self.pairs or []:
             if not Path(path).is_file():
-                raise ValueError(f"--pairs {path} is not a file: give an earlier round's OUT/learner_pairs.jsonl.")
+                raise ValueError(f"--pairs {path} is not a file: give an earlier run's OUT/learner_pairs.jsonl or "
+                                 "OUT/expert_pairs.jsonl.")
         if (self.learner_env or self.learner_seed is not None) and not self.learner_episodes:
             raise ValueError("--learner-env and --learner-seed set the DAgger learner's episodes: add "
                              "--learner-episodes N, or drop them.")
+        if self.demos_only and (self.learner_episodes or self.pairs or self.resume):
+            raise ValueError("--demos-only only collects expert pairs: drop --learner-episodes, --pairs and --resume.")
         if self.learner_episodes and not self.init_adapter:
             raise ValueError("--learner-episodes plays the policy being corrected: give it with --init-adapter "
                              "(e.g. runs/sft/final).")
@@ -335,7 +343,24 @@ def save_checkpoint(config: SFTConfig, policy, optimizer, scheduler, generator, 
         keep=config.keep_checkpoints)
 
 
+def write_demos(config: SFTConfig) -> dict:
+    """--demos-only: the expert pairs to OUT/expert_pairs.jsonl, and a summary."""
+    began = time.perf_counter()
+    pairs = collect_demos(config.env, config.demos, config.deviation, config.seed, config.all_levels)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_pairs(pairs, out / "expert_pairs.jsonl")
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    summary = {"env": config.env, "seed": config.seed, "pairs": len(pairs), "distinct_states": len({p[0] for p in pairs}),
+               "expert_pairs": str(out / "expert_pairs.jsonl"), "seconds": time.perf_counter() - began}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
 def train(config: SFTConfig) -> dict:
+    if config.demos_only:
+        return write_demos(config)
     config, resume_folder, files = checkpoint.resume_config(config, ("stop_after_steps", "threads", "progress"))
     random.seed(config.seed)
     np.random.seed(config.seed)
