@@ -197,10 +197,12 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
 def test_demos_only_writes_pairs_that_a_later_run_trains_on(tmp_path):
     from training.sft import collect_demos, load_pairs, main
 
-    written = main(["--env", "MiniGrid-DoorKey-6x6-v0", "--demos", "15", "--seed", "3", "--demos-only",
-                    "--out", str(tmp_path / "demos")])
+    written = main(["--env", "MiniGrid-DoorKey-6x6-v0", "--demos", "15", "--seed", "3", "--demo-seed", "4",
+                    "--demos-only", "--out", str(tmp_path / "demos")])
     assert written["pairs"] == 15 and not (tmp_path / "demos" / "final").exists()
-    assert load_pairs(tmp_path / "demos" / "expert_pairs.jsonl") == collect_demos("MiniGrid-DoorKey-6x6-v0", 15, 0.2, 3)
+    kept = load_pairs(tmp_path / "demos" / "expert_pairs.jsonl")
+    assert kept == collect_demos("MiniGrid-DoorKey-6x6-v0", 15, 0.2, 3, level_seed=4)
+    assert kept != collect_demos("MiniGrid-DoorKey-6x6-v0", 15, 0.2, 3)  # --demo-seed: other levels
     summary = main(["--model", "tiny-random", "--no-bf16", "--eval-episodes", "0", "--threads", "1", "--no-progress",
                     "--demos", "10", "--epochs", "1", "--no-final-ce", "--pairs", written["expert_pairs"],
                     "--out", str(tmp_path / "run")])

@@ -104,6 +104,9 @@ class SFTConfig(lora.TrainConfig):
     pairs: list[str] | None = option(None, "labelled pairs files trained on with this run's: earlier DAgger rounds' "
                                            "OUT/learner_pairs.jsonl (DAgger aggregates every round's data) or "
                                            "--demos-only runs' OUT/expert_pairs.jsonl", nargs="+", metavar="FILE")
+    demo_seed: int = option(0, "seed of the expert demonstrations' levels (--seed draws their random deviations): "
+                               "another value gives other levels, e.g. for a --demos-only run that adds to "
+                               "earlier demonstrations")
     demos_only: bool = switch("collect the --demos expert pairs of --env and --seed, write them to "
                               "OUT/expert_pairs.jsonl for a later run's --pairs, and stop: no model is loaded, "
                               "nothing is trained (e.g. more demonstrations of the kinds a mixture fails)")
@@ -119,7 +122,7 @@ class SFTConfig(lora.TrainConfig):
         if self.weight_decay < 0:
             raise ValueError(f"--weight-decay must not be negative, not {self.weight_decay}; try 0.")
         check_range("--learner-episodes", self.learner_episodes, 0)
-        for name in ("checkpoint_every", "stop_after_steps", "warmup_steps"):
+        for name in ("checkpoint_every", "stop_after_steps", "warmup_steps", "demo_seed"):
             check_range(f"--{name.replace('_', '-')}", getattr(self, name), 0)
         check_range("--keep-checkpoints", self.keep_checkpoints, 1)
         if self.resume:
@@ -143,15 +146,17 @@ class SFTConfig(lora.TrainConfig):
                              "(e.g. runs/sft/final).")
 
 
-def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: bool = False) -> list[tuple[str, int, str]]:
+def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: bool = False,
+                  level_seed: int = 0) -> list[tuple[str, int, str]]:
     """`n` (observation text, expert action, written answer with its reason) triples from
-    consecutive training-level episodes."""
+    consecutive training-level episodes; `seed` draws the deviations, `level_seed` the levels."""
     rng = np.random.default_rng(seed)
     pairs: list[tuple[str, int, str]] = []
     episode = 0
     env = training_env(env_id, all_levels)
     while len(pairs) < n:
-        obs, _ = env.reset(seed=seed_policy.train_seed(0, episode, seed_policy.SFT_STREAM))
+        obs, _ = env.reset(seed=seed_policy.train_seed(level_seed % seed_policy.MAX_ENV_SLOTS, episode,
+                                                       seed_policy.SFT_STREAM))
         episode += 1
         done, action = False, None
         while not done and len(pairs) < n:
@@ -286,7 +291,7 @@ def dataset_loss(policy, states, counts, batch_size: int, loss=weighted_ce, prog
 def gather_pairs(config: SFTConfig, policy, out: Path, resumed: bool) -> tuple[list, dict]:
     """Expert pairs, this round's learner pairs (played now, or read back on resume) and
     earlier rounds' pairs, in that order; and what the summary says of them."""
-    pairs = collect_demos(config.env, config.demos, config.deviation, config.seed, config.all_levels)
+    pairs = collect_demos(config.env, config.demos, config.deviation, config.seed, config.all_levels, config.demo_seed)
     learner = {}
     if config.learner_episodes and resumed:
         learner_pairs = load_pairs(out / "learner_pairs.jsonl")
@@ -346,12 +351,12 @@ def save_checkpoint(config: SFTConfig, policy, optimizer, scheduler, generator, 
 def write_demos(config: SFTConfig) -> dict:
     """--demos-only: the expert pairs to OUT/expert_pairs.jsonl, and a summary."""
     began = time.perf_counter()
-    pairs = collect_demos(config.env, config.demos, config.deviation, config.seed, config.all_levels)
+    pairs = collect_demos(config.env, config.demos, config.deviation, config.seed, config.all_levels, config.demo_seed)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     save_pairs(pairs, out / "expert_pairs.jsonl")
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    summary = {"env": config.env, "seed": config.seed, "pairs": len(pairs), "distinct_states": len({p[0] for p in pairs}),
+    summary = {"env": config.env, "seed": config.seed, "demo_seed": config.demo_seed, "pairs": len(pairs), "distinct_states": len({p[0] for p in pairs}),
                "expert_pairs": str(out / "expert_pairs.jsonl"), "seconds": time.perf_counter() - began}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary), flush=True)
