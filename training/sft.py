@@ -84,8 +84,8 @@ class SFTConfig(lora.TrainConfig):
                                   "decay it linearly to 0 (0 = decay from the first step); a DAgger round that "
                                   "restarts a trained adapter at 1e-3 otherwise loses ground early in epoch 1")
     initial_ce: bool = option(True, "before the first epoch, a pass without gradients over every state for the "
-                                    "CE at step 0 and summary.json's initial_ce (--no-initial-ce skips it: about "
-                                    "13 min of a 12,000-state BabyAI-Text round here)")
+                                    "CE at step 0 and summary.json's initial_ce (--no-initial-ce skips it; it took 19 "
+                                    "min of a 11,801-state BabyAI-Text round here, docs/TRAINING.md)")
     final_ce: bool = option(True, "after the last epoch, one more pass without gradients over every state for "
                                   "summary.json's final_ce (about a third of an epoch's time)")
     learner_episodes: int = option(0, "DAgger: play N training-level episodes greedily with the --init-adapter policy "
