@@ -37,8 +37,10 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -269,22 +271,31 @@ def answer_ce(policy, items: list[tuple[list[int], list[int]]], counts: torch.Te
     return -(weights * log_probs).sum() / (weights * tokens.to(log_probs.device)).sum()
 
 
-def _length(item) -> int:
-    """Tokens of a state's ids, or of a (state ids, answer ids) pair in generate mode."""
-    return len(item) if not item or isinstance(item[0], int) else sum(len(part) for part in item)
+class Objective(NamedTuple):
+    """What a mode learns: its training items with their counts, the loss of a batch, and
+    an item's length in tokens (for batching the no-gradient passes by length)."""
+
+    counts: Callable
+    loss: Callable
+    length: Callable
 
 
-def dataset_loss(policy, states, counts, batch_size: int, loss=weighted_ce, progress: str | None = None) -> float:
+SCORE = Objective(label_counts, weighted_ce, len)
+GENERATE = Objective(answer_counts, answer_ce, lambda item: len(item[0]) + len(item[1]))
+
+
+def dataset_loss(policy, states, counts, batch_size: int, objective: Objective = SCORE,
+                 progress: str | None = None) -> float:
     """The weighted loss over every state, without gradients; `progress` labels a tqdm bar
     (the first pass computes and keeps the lower layers of every state: minutes to an hour)."""
     # Shortest first: a batch pads to its longest row, so sorted batches waste little.
-    order = sorted(range(len(states)), key=lambda i: _length(states[i]))
+    order = sorted(range(len(states)), key=lambda i: objective.length(states[i]))
     total = 0.0
     with torch.no_grad():
         for start in tqdm(range(0, len(order), batch_size), desc=progress, unit="batch", disable=progress is None,
                           dynamic_ncols=True):
             batch = order[start:start + batch_size]
-            total += float(loss(policy, [states[i] for i in batch], counts[batch])) * float(counts[batch].sum())
+            total += float(objective.loss(policy, [states[i] for i in batch], counts[batch])) * float(counts[batch].sum())
     return total / float(counts.sum())
 
 
@@ -383,8 +394,8 @@ def train(config: SFTConfig) -> dict:
     (out / "config.json").write_text(lora.run_config(config, policy))
     log = MetricLog(out, append=files is not None)
     pairs, learner = gather_pairs(config, policy, out, resumed=files is not None)
-    loss_fn = answer_ce if config.mode == "generate" else weighted_ce
-    states, counts = (answer_counts if config.mode == "generate" else label_counts)(policy, pairs)
+    objective = GENERATE if config.mode == "generate" else SCORE
+    states, counts = objective.counts(policy, pairs)
     print(f"{len(pairs)} pairs -> {len(states)} distinct states ({time.perf_counter() - began:.0f} s)", flush=True)
 
     params = lora.trainable_parameters(policy)
@@ -398,7 +409,7 @@ def train(config: SFTConfig) -> dict:
     if files is None:
         initial_loss = None
         if config.initial_ce:
-            initial_loss = dataset_loss(policy, states, counts, 64, loss_fn, "first CE pass" if config.progress else None)
+            initial_loss = dataset_loss(policy, states, counts, 64, objective, "first CE pass" if config.progress else None)
             log.write(0, {"losses/ce": initial_loss})
             print(f"epoch 0: ce {initial_loss:.4f}", flush=True)
         progress = Progress(initial_ce=initial_loss, distinct_states=len(states))
@@ -421,7 +432,7 @@ def train(config: SFTConfig) -> dict:
         bar.set_description(f"epoch {progress.epoch}/{config.epochs}")
         while progress.start < len(order) and not stopped:
             batch = order[progress.start:progress.start + config.batch_size]
-            loss = loss_fn(policy, [states[i] for i in batch], counts[batch])
+            loss = objective.loss(policy, [states[i] for i in batch], counts[batch])
             optimizer.zero_grad(set_to_none=True)
             if torch.isfinite(loss):
                 loss.backward()
@@ -461,7 +472,7 @@ def train(config: SFTConfig) -> dict:
         print(f"stopped after {progress.step} of {total_steps} steps; continue with --resume {out}", flush=True)
         return {"stopped_at_step": progress.step, "total_steps": total_steps, "out": str(out)}
 
-    final_loss = (dataset_loss(policy, states, counts, 64, loss_fn, "closing CE pass" if config.progress else None)
+    final_loss = (dataset_loss(policy, states, counts, 64, objective, "closing CE pass" if config.progress else None)
                   if config.final_ce else None)
     save_adapter(policy, out / "final")
     train_seconds = time.perf_counter() - began
