@@ -15,7 +15,9 @@ reasons, `training/reasons.py`) talk about a grid world:
   key". True when the observation's "Holding:" part says the same.
 
 Evidence is the observation text after the mission (`parse_scene`): what the agent sees,
-what is in front, what it holds. The mission is not evidence: naming the goal of "get to
+what is in front, what it holds, and, with an object memory, what it remembers out of view
+("Remembered: yellow key 2 back 1 left" bears out "the yellow key is 2 back 1 left" and a
+plain mention of the yellow key; "I do not see the yellow key" stays true, as it is not in view). The mission is not evidence: naming the goal of "get to
 the goal" while no goal is in view is a false presence claim. Colours left unsaid by the
 perception text count as said: the goal is green, lava red, walls grey.
 
@@ -33,14 +35,14 @@ ahead") are not read, so the rate is a lower bound; walls and floors are not jud
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from minigrid.core.constants import COLOR_NAMES
 
 KINDS = ("door", "key", "ball", "box", "goal", "lava")
 STATES = ("open", "closed", "locked")
 _DEFAULT_COLOURS = {"goal": "green", "lava": "red", "wall": "grey"}
-_POSITION = r"\d+ forward(?: \d+ (?:left|right))?|\d+ (?:left|right)"
+_POSITION = r"\d+ (?:forward|back)(?: \d+ (?:left|right))?|\d+ (?:left|right)"  # "back": remembered objects
 _OBJECT = (r"\b(?:(?P<state>" + "|".join(STATES) + r")\s+)?(?:(?P<colour>" + "|".join(COLOR_NAMES) + r"|gray)\s+)?"
            r"(?P<kind>" + "|".join(KINDS) + r")(?:e?s)?\b")
 _CLAIM = re.compile(
@@ -68,6 +70,7 @@ class Scene:
     seen: dict[Thing, frozenset[str]]  # each listed object -> its positions ("1 forward 2 left")
     front: Thing | None  # the object in the cell ahead; None for floor, wall, nothing
     holding: Thing | None
+    remembered: dict[Thing, frozenset[str]] = field(default_factory=dict)  # out of view, same format
 
 
 @dataclass(frozen=True)
@@ -91,15 +94,22 @@ def parse_scene(observation: str) -> Scene:
     seen_part = re.search(r"You see: (.*?)\.(?: In front:|$)", tail)
     front = re.search(r"In front: (.*?)\.(?: Holding:|$)", tail)
     held = re.search(r"Holding: (.*?)\.?(?: Remembered:| Last action:|$)", tail)  # a memory part may follow
-    seen: dict[Thing, frozenset[str]] = {}
-    for entry in (seen_part[1].split("; ") if seen_part and seen_part[1] != "nothing" else []):
+    memory = re.search(r"Remembered: (.*?)\.(?: Last action:|$)", tail)
+    front_words = re.sub(r"^(?:a|an)\s+", "", front[1]) if front else ""
+    held_words = held[1] if held else ""
+    return Scene(_objects(seen_part[1] if seen_part else ""), _thing(front_words),
+                 None if held_words in ("", "nothing") else _thing(held_words), _objects(memory[1] if memory else ""))
+
+
+def _objects(listing: str) -> dict[Thing, frozenset[str]]:
+    """"yellow key 1 forward; red ball 2 left, 3 left" -> each object and its positions."""
+    found: dict[Thing, frozenset[str]] = {}
+    for entry in (listing.split("; ") if listing not in ("", "nothing") else []):
         name = re.match(r"[^\d]*", entry)[0].strip()
         thing = _thing(name)
         if thing:
-            seen[thing] = frozenset(p.strip() for p in entry[len(name):].split(","))
-    front_words = re.sub(r"^(?:a|an)\s+", "", front[1]) if front else ""
-    held_words = held[1] if held else ""
-    return Scene(seen, _thing(front_words), None if held_words in ("", "nothing") else _thing(held_words))
+            found[thing] = frozenset(p.strip() for p in entry[len(name):].split(","))
+    return found
 
 
 def _fits(claimed: Thing, actual: Thing | None) -> bool:
@@ -122,12 +132,13 @@ def judge(reason: str, scene: Scene) -> list[tuple[Claim, bool]]:
         elif _ABSENCE.search(before):
             out.append((Claim("absence", match[0]), not any(_fits(claimed, t) for t in scene.seen)))
         elif match["position"]:
-            places = set().union(*(p for t, p in scene.seen.items() if _fits(claimed, t)))
+            listed = [*scene.seen.items(), *scene.remembered.items()]
+            places = set().union(*(p for t, p in listed if _fits(claimed, t)))
             out.append((Claim("position", match[0]), match["position"].lower() in places))
         elif match["front"]:
             out.append((Claim("front", match[0]), _fits(claimed, scene.front)))
         else:
-            present = any(_fits(claimed, t) for t in [*scene.seen, scene.front, scene.holding])
+            present = any(_fits(claimed, t) for t in [*scene.seen, *scene.remembered, scene.front, scene.holding])
             out.append((Claim("presence", match[0]), present))
     return out
 

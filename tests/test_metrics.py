@@ -150,6 +150,20 @@ def test_a_memory_part_after_holding_is_not_read_as_what_is_held():
     assert metrics.is_hallucination(empty_hands) is False and metrics.is_hallucination(holding_key) is True
 
 
+@pytest.mark.parametrize("reason, false", [
+    ("The yellow key is 2 back 1 left, so I turn left.", False),  # remembered there
+    ("The yellow key is 2 back, so I turn left.", True),  # remembered elsewhere
+    ("I go back to the yellow key.", False),  # remembered counts as present
+    ("I do not see the yellow key, so I turn around.", False),  # out of view: true
+    ("The blue box is 1 back.", True),  # neither seen nor remembered
+])
+def test_remembered_objects_are_evidence(reason, false):
+    text = ("Mission: open the door. You see: red ball 2 forward. In front: empty floor. Holding: nothing. "
+            "Remembered: yellow key 2 back 1 left; locked yellow door 3 forward 4 left. Last action: turn left.")
+    assert metrics.is_hallucination(step(raw_text=f"Reason: {reason}\nAction: turn left", parsed="turn left",
+                                         observation=text)) is false
+
+
 def test_hallucination_needs_a_reason():
     assert metrics.is_hallucination(step(raw_text="Action: turn left", parsed="turn left")) is None
     assert metrics.is_hallucination(step(probs=[1.0] + [0.0] * 6)) is None
