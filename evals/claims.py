@@ -17,9 +17,10 @@ reasons, `training/reasons.py`) talk about a grid world:
 Evidence is the observation text after the mission (`parse_scene`): what the agent sees,
 what is in front, what it holds, and, with an object memory, what it remembers out of view
 ("Remembered: yellow key 2 back 1 left" bears out "the yellow key is 2 back 1 left" and a
-plain mention of the yellow key; "I do not see the yellow key" stays true, as it is not in view). The mission is not evidence: naming the goal of "get to
-the goal" while no goal is in view is a false presence claim. Colours left unsaid by the
-perception text count as said: the goal is green, lava red, walls grey.
+plain mention of the yellow key; "I do not see the yellow key" stays true, as it is not in
+view). The mission is not evidence: naming the goal of "get to the goal" while no goal is
+in view is a false presence claim. Colours left unsaid by the perception text count as
+said: the goal is green, lava red, walls grey.
 
 Limits: claims phrased other ways ("to my left there is...", "the key, which is two steps
 ahead") are not read, so the rate is a lower bound; walls and floors are not judged.

@@ -302,7 +302,7 @@ def dataset_loss(policy, states, counts, batch_size: int, objective: Objective =
 def gather_pairs(config: SFTConfig, policy, out: Path, resumed: bool) -> tuple[list, dict]:
     """Expert pairs, this round's learner pairs (played now, or read back on resume) and
     earlier rounds' pairs, in that order; and what the summary says of them."""
-    pairs = collect_demos(config.env, config.demos, config.deviation, config.seed, config.all_levels, config.demo_seed)
+    pairs = expert_pairs(config)
     learner = {}
     if config.learner_episodes and resumed:
         learner_pairs = load_pairs(out / "learner_pairs.jsonl")
@@ -359,16 +359,21 @@ def save_checkpoint(config: SFTConfig, policy, optimizer, scheduler, generator, 
         keep=config.keep_checkpoints)
 
 
+def expert_pairs(config: SFTConfig) -> list[tuple[str, int, str]]:
+    """The run's --demos expert pairs: --env's levels of --demo-seed, deviations drawn by --seed."""
+    return collect_demos(config.env, config.demos, config.deviation, config.seed, config.all_levels, config.demo_seed)
+
+
 def write_demos(config: SFTConfig) -> dict:
     """--demos-only: the expert pairs to OUT/expert_pairs.jsonl, and a summary."""
     began = time.perf_counter()
-    pairs = collect_demos(config.env, config.demos, config.deviation, config.seed, config.all_levels, config.demo_seed)
+    pairs = expert_pairs(config)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     save_pairs(pairs, out / "expert_pairs.jsonl")
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    summary = {"env": config.env, "seed": config.seed, "demo_seed": config.demo_seed, "pairs": len(pairs), "distinct_states": len({p[0] for p in pairs}),
-               "expert_pairs": str(out / "expert_pairs.jsonl"), "seconds": time.perf_counter() - began}
+    summary = {"env": config.env, "seed": config.seed, "demo_seed": config.demo_seed, "pairs": len(pairs),
+               "distinct_states": len({p[0] for p in pairs}), "expert_pairs": str(out / "expert_pairs.jsonl"), "seconds": time.perf_counter() - began}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary), flush=True)
     return summary
