@@ -61,9 +61,9 @@ def expert_target(env: gymnasium.Env) -> tuple[str, str | None] | None:
     any colour). Call after `expert_action` for this step. Used to write the reasons that
     generate-mode training imitates (`training/reasons.py`).
 
-    BabyAI: the nearest object named by the bot's subgoals, top of its stack first. MiniGrid
-    goal-square envs: the key while a locked door stands and the key is not held, then the
-    door until it is open, then the goal.
+    BabyAI: the nearest object named by the bot's subgoals, top of its stack first. MiniGrid:
+    the first key or door the planned path picks up or opens, else the mission's target (the
+    goal square, or the door or object of GoToDoor/GoToObject).
     """
     base = env.unwrapped
     if hasattr(base, "instrs"):
@@ -73,22 +73,18 @@ def expert_target(env: gymnasium.Env) -> tuple[str, str | None] | None:
             if getattr(datum, "type", None):  # an ObjDesc or a WorldObj, not a position
                 return datum.type, datum.color
         return None
-    cells = [base.grid.get(x, y) for x in range(base.width) for y in range(base.height)]
-    doors = [c for c in cells if c is not None and c.type == "door" and not c.is_open]
-    carried = base.carrying
-    for door in doors:
-        has_key = carried is not None and carried.type == "key" and carried.color == door.color
-        if door.is_locked and not has_key and any(c is not None and c.type == "key" and c.color == door.color
-                                                  for c in cells):
-            return "key", door.color
-        return "door", door.color
-    return ("goal", "green") if any(c is not None and c.type == "goal" for c in cells) else None
+    return _minigrid_search(base)[1]
 
 
 # --- MiniGrid: shortest path over (x, y, dir, picked-up key) ------------------------------
 
 
 def _minigrid_action(base) -> int:
+    return _minigrid_search(base)[0]
+
+
+def _minigrid_search(base) -> tuple[int, tuple[str, str | None] | None]:
+    """(first action, (kind, colour) of what the expert heads for) of the plan for the mission."""
     goals = {
         (x, y)
         for x in range(base.width)
@@ -96,15 +92,18 @@ def _minigrid_action(base) -> int:
         if (cell := base.grid.get(x, y)) is not None and cell.type == "goal"
     }
     if goals:
-        return _plan(base, lambda x, y: (x, y) in goals, allow_doors=True)
+        action, first_object = _plan(base, lambda x, y: (x, y) in goals, allow_doors=True)
+        return action, first_object or ("goal", "green")
     if base.mission.startswith("go to") and hasattr(base, "target_pos"):
         # GoToDoor/GoToObject reward `done` next to the target, and end the episode on
         # `toggle`, so the plan may not open doors.
         tx, ty = base.target_pos
+        target = base.grid.get(tx, ty)
         x, y = base.agent_pos
         if abs(x - tx) + abs(y - ty) == 1:
-            return int(Actions.done)
-        return _plan(base, lambda x, y: abs(x - tx) + abs(y - ty) == 1, allow_doors=False)
+            return int(Actions.done), (target.type, target.color)
+        action, _ = _plan(base, lambda x, y: abs(x - tx) + abs(y - ty) == 1, allow_doors=False)
+        return action, (target.type, target.color)
     raise ValueError(
         f"expert_action has no planner for the mission {base.mission!r} of "
         f"{type(base).__name__}; it supports goal-square envs, GoToDoor/GoToObject "
@@ -112,8 +111,9 @@ def _minigrid_action(base) -> int:
     )
 
 
-def _plan(base, is_target, allow_doors: bool) -> int:
-    """First action of a cheapest plan to a cell where `is_target(x, y)` holds.
+def _plan(base, is_target, allow_doors: bool) -> tuple[int, tuple[str, str] | None]:
+    """First action of a cheapest plan to a cell where `is_target(x, y)` holds, and the first
+    key or door that plan picks up or opens (None: it walks straight there).
 
     State: (x, y, dir, picked) where `picked` is the cell of the key picked up on the way
     (None if none); that cell counts as empty afterwards. Opening a door costs one extra
@@ -132,6 +132,7 @@ def _plan(base, is_target, allow_doors: bool) -> int:
     start = (*map(int, base.agent_pos), int(base.agent_dir), None)
     best = {start: 0}
     first_action = {start: None}
+    first_object: dict = {start: None}  # state -> the first (kind, colour) acted on to reach it
     frontier = [(0, 0, start)]  # (cost, tie-breaker, state); the tie-breaker keeps heapq off states
     pushes = 0
     while frontier:
@@ -141,7 +142,8 @@ def _plan(base, is_target, allow_doors: bool) -> int:
         x, y, d, picked = state
         if is_target(x, y):
             # Already there only after the episode ended; `done` is then harmless.
-            return first_action[state] if first_action[state] is not None else int(Actions.done)
+            action = first_action[state] if first_action[state] is not None else int(Actions.done)
+            return action, first_object[state]
         dx, dy = map(int, DIR_TO_VEC[d])
         fx, fy = x + dx, y + dy
         ahead = cell(fx, fy, picked)
@@ -163,6 +165,8 @@ def _plan(base, is_target, allow_doors: bool) -> int:
                 best[nxt] = cost + step_cost
                 first = first_action[state]
                 first_action[nxt] = first if first is not None else int(action)
+                acted_on = (ahead.type, ahead.color) if action in (Actions.toggle, Actions.pickup) else None
+                first_object[nxt] = first_object[state] or acted_on
                 pushes += 1
                 heapq.heappush(frontier, (cost + step_cost, pushes, nxt))
     where = tuple(map(int, base.agent_pos))

@@ -11,7 +11,7 @@ from minigrid.core.world_object import Key, Lava, Wall
 
 import envs
 import envs.expert
-from envs.expert import NoPlanError, expert_action
+from envs.expert import NoPlanError, expert_action, expert_target
 
 SEEDS = range(20)
 
@@ -109,6 +109,35 @@ def test_door_key_planner_picks_key_then_opens_door():
             break
     assert Actions.pickup in actions and Actions.toggle in actions
     assert actions.index(Actions.pickup) < actions.index(Actions.toggle)
+
+
+@pytest.mark.parametrize(("env_id", "seed"), [("MiniGrid-MultiRoom-N4-S5-v0", s) for s in range(4)]
+                         + [("MiniGrid-DoorKey-8x8-v0", 0), ("MiniGrid-GoToDoor-8x8-v0", 0)])
+def test_expert_target_is_what_the_expert_acts_on_next(env_id, seed):
+    """The target of every step is the key or door the expert picks up or opens next, else the
+    mission's goal: with several closed doors (MultiRoom) it is the next one on the path."""
+    env = envs.make(env_id)
+    env.reset(seed=seed)
+    base = env.unwrapped
+    targets, acted_on = [], []
+    for _ in range(300):
+        action = expert_action(env)
+        targets.append(expert_target(env))
+        front = base.grid.get(*base.front_pos)
+        acted_on.append((front.type, front.color) if action in (Actions.toggle, Actions.pickup) else None)
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+    assert terminated
+    if "GoToDoor" in env_id:
+        assert set(targets) == {("door", base.mission.split()[-2])}
+        return
+    upcoming = ("goal", "green")
+    for target, obj in reversed(list(zip(targets, acted_on))):
+        upcoming = obj or upcoming
+        assert target == upcoming
+    if "MultiRoom" in env_id:
+        assert len({t for t in targets if t[0] == "door"}) >= 2  # several doors, each in its turn
 
 
 def _goal_pos(base):
