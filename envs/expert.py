@@ -30,7 +30,7 @@ from minigrid.core.actions import Actions
 from minigrid.core.constants import DIR_TO_VEC
 from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError, DropSubgoal, PickupSubgoal
 
-__all__ = ["NoPlanError", "expert_action", "expert_target"]
+__all__ = ["NoPlanError", "bot_subgoal", "expert_action", "expert_target"]
 
 
 class NoPlanError(RuntimeError):
@@ -74,6 +74,18 @@ def expert_target(env: gymnasium.Env) -> tuple[str, str | None] | None:
                 return datum.type, datum.color
         return None
     return _minigrid_search(base)[1]
+
+
+def bot_subgoal(env: gymnasium.Env) -> str:
+    """The BabyAI bot's current subgoal and its reason, e.g. "GoNextTo:Explore" or "Pickup"
+    ("none" when its plan is empty). Call after `expert_action` for this step; a measure of
+    which part of the bot's plan a policy gets wrong (scripts/errors_by_subgoal.py)."""
+    episode = _bot_episodes.get(env.unwrapped)
+    if episode is None or not episode.bot.stack:
+        return "none"
+    top = episode.bot.stack[-1]
+    name = type(top).__name__.removesuffix("Subgoal")
+    return f"{name}:{top.reason}" if getattr(top, "reason", None) else name
 
 
 # --- MiniGrid: shortest path over (x, y, dir, picked-up key) ------------------------------

@@ -34,27 +34,40 @@ def kind(text: str) -> str:
     return "pickup" if "pick up" in mission else "goto"
 
 
+def report(policy, rows: list[tuple[str, int, str]], title: str) -> list[int]:
+    """Print accuracy and CE of `policy` against the labels of (text, label, group) rows, per
+    group; return its greedy choice for each row."""
+    choices = [0] * len(rows)
+    stats = collections.defaultdict(lambda: [0, 0, 0.0])  # group -> states, right, summed CE
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+    with torch.no_grad():
+        for start in range(0, len(order), 32):
+            batch = order[start:start + 32]
+            log_probs = policy.score([rows[i][0] for i in batch]).log_probs
+            for row, i in enumerate(batch):
+                label, entry = rows[i][1], stats[rows[i][2]]
+                choices[i] = int(log_probs[row].argmax())
+                entry[0] += 1
+                entry[1] += choices[i] == label
+                entry[2] -= float(log_probs[row, label])
+    total = [sum(v[k] for v in stats.values()) for k in range(3)]
+    print(f"{title}: accuracy {total[1] / total[0]:.2f}, CE {total[2] / total[0]:.2f}, {total[0]} states", flush=True)
+    for group, (count, right, ce) in sorted(stats.items(), key=lambda kv: -kv[1][0]):
+        print(f"    {group}: accuracy {right / count:.2f}, CE {ce / count:.2f}, {count} states", flush=True)
+    return choices
+
+
+def scoring_policy(adapter: str):
+    return lora.trainable_policy("smollm2-135m", adapter, value_head=False, bf16=False, system=SCORE_SYSTEM)
+
+
 def main(adapter: str, n: int, seed: int, demo_seeds: dict[str, int]) -> None:
-    policy = lora.trainable_policy("smollm2-135m", adapter, value_head=False, bf16=False, system=SCORE_SYSTEM)
+    policy = scoring_policy(adapter)
     for name, demo_seed in demo_seeds.items():
         began = time.perf_counter()
-        pairs = collect_demos(ENV, n, 0.2, seed, level_seed=demo_seed)
-        stats = collections.defaultdict(lambda: [0, 0, 0.0])  # kind -> states, right, summed CE
-        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
-        with torch.no_grad():
-            for start in range(0, len(order), 32):
-                batch = order[start:start + 32]
-                log_probs = policy.score([pairs[i][0] for i in batch]).log_probs
-                for row, i in enumerate(batch):
-                    label, entry = pairs[i][1], stats[kind(pairs[i][0])]
-                    entry[0] += 1
-                    entry[1] += int(log_probs[row].argmax()) == label
-                    entry[2] -= float(log_probs[row, label])
-        total = [sum(v[k] for v in stats.values()) for k in range(3)]
-        print(f"{name} (--seed {seed} --demo-seed {demo_seed}, {time.perf_counter() - began:.0f} s): accuracy {total[1] / total[0]:.2f}, "
-              f"CE {total[2] / total[0]:.2f}, {total[0]} states", flush=True)
-        for k, (count, right, ce) in sorted(stats.items()):
-            print(f"    {k}: accuracy {right / count:.2f}, CE {ce / count:.2f}, {count} states", flush=True)
+        rows = [(text, label, kind(text)) for text, label, _ in collect_demos(ENV, n, 0.2, seed, level_seed=demo_seed)]
+        report(policy, rows, f"{name} (--seed {seed} --demo-seed {demo_seed}, {time.perf_counter() - began:.0f} s "
+                             "to collect)")
 
 
 if __name__ == "__main__":

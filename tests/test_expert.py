@@ -11,7 +11,7 @@ from minigrid.core.world_object import Key, Lava, Wall
 
 import envs
 import envs.expert
-from envs.expert import NoPlanError, expert_action, expert_target
+from envs.expert import NoPlanError, bot_subgoal, expert_action, expert_target
 
 SEEDS = range(20)
 
@@ -138,6 +138,23 @@ def test_expert_target_is_what_the_expert_acts_on_next(env_id, seed):
         assert target == upcoming
     if "MultiRoom" in env_id:
         assert len({t for t in targets if t[0] == "door"}) >= 2  # several doors, each in its turn
+
+
+def test_bot_subgoal_follows_the_plan_of_an_open_mission():
+    """Fetch the key, carry it to the door, unlock: the order the bot's subgoals must come in."""
+    env = envs.make("BabyAI-TextOpenTrain-v0")
+    env.reset(seed=3)
+    subgoals, action = [], None
+    for _ in range(128):
+        action = expert_action(env, action)
+        subgoals.append(bot_subgoal(env))
+        _, reward, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+    assert reward > 0
+    phases = list(dict.fromkeys(s for s in subgoals if s != "GoNextTo:Explore"))
+    assert phases == ["GoNextTo", "Pickup", "GoNextTo:Open", "Open:Unlock"]
+    assert bot_subgoal(envs.make("BabyAI-GoToLocal-v0")) == "none"  # no bot asked yet
 
 
 def _goal_pos(base):
