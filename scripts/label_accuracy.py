@@ -7,7 +7,7 @@ number on other levels (--demo-seed FRESH_DEMO_SEED).
 
 A measurement script for docs/TRAINING.md (run 7), not a user CLI: the first N pairs of
 `training.sft.collect_demos` on TextMixedTrainLocalMemory for each level seed, scored greedily
-(argmax over the 7 phrases) against the bot's label; the kind is read off the mission.
+(argmax over the 7 phrases) against the bot's label, per kind of mission.
 """
 
 import collections
@@ -17,21 +17,19 @@ import time
 import torch
 
 from agent.prompts import SCORE_SYSTEM
+from envs.mixture import task_of
 from training import lora
 from training.sft import collect_demos
 
 ENV = "TextMixedTrainLocalMemory"
 
 
-def kind(text: str) -> str:
-    mission = text.split(". You see")[0]
-    if "open the" in mission:
-        return "open"
-    if "put " in mission:
-        return "putnext"
-    if " then " in mission or " after you " in mission:
-        return "pickup-then-goto"
-    return "pickup" if "pick up" in mission else "goto"
+def tagged_demos(env_id: str, n: int, seed: int, demo_seed: int, tag) -> list[tuple[str, int, str]]:
+    """(text, label, tag(env)) for the first `n` pairs of `collect_demos` (20% deviations),
+    `tag` read from the env at each pair, e.g. its task or the bot's subgoal."""
+    tags: list[str] = []
+    pairs = collect_demos(env_id, n, 0.2, seed, level_seed=demo_seed, on_label=lambda env: tags.append(tag(env)))
+    return [(text, label, t) for (text, label, _), t in zip(pairs, tags, strict=True)]
 
 
 def report(policy, rows: list[tuple[str, int, str]], title: str) -> list[int]:
@@ -65,7 +63,7 @@ def main(adapter: str, n: int, seed: int, demo_seeds: dict[str, int]) -> None:
     policy = scoring_policy(adapter)
     for name, demo_seed in demo_seeds.items():
         began = time.perf_counter()
-        rows = [(text, label, kind(text)) for text, label, _ in collect_demos(ENV, n, 0.2, seed, level_seed=demo_seed)]
+        rows = tagged_demos(ENV, n, seed, demo_seed, task_of)
         report(policy, rows, f"{name} (--seed {seed} --demo-seed {demo_seed}, {time.perf_counter() - began:.0f} s "
                              "to collect)")
 

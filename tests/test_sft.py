@@ -147,6 +147,21 @@ def test_demos_carry_a_true_reason_that_names_the_experts_action():
             assert false_claims(reason, parse_scene(text)) == [], (text, reason)
 
 
+def test_on_label_sees_the_env_of_each_pair():
+    """One call per pair, at the state the pair describes: a mixture's task matches the mission."""
+    from agent.perception import describe
+    from envs.mixture import task_of
+    from training.sft import collect_demos
+
+    seen = []
+    pairs = collect_demos("TextMixedTrainLocal", 40, 0.2, seed=1,
+                          on_label=lambda env: seen.append((task_of(env), describe(env.unwrapped.gen_obs()))))
+    assert [text for _, text in seen] == [text for text, _, _ in pairs]
+    assert len({task for task, _ in seen}) >= 2
+    for task, text in seen:
+        assert ("open the" in text) == (task == "open") and ("put " in text) == (task == "putnext"), (task, text)
+
+
 def test_generate_mode_sft_lowers_the_answer_ce_and_plays_in_generate_mode(tmp_path):
     from training.sft import main
 

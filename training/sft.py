@@ -149,9 +149,11 @@ class SFTConfig(lora.TrainConfig):
 
 
 def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: bool = False,
-                  level_seed: int = 0) -> list[tuple[str, int, str]]:
+                  level_seed: int = 0, on_label: Callable[[object], None] | None = None) -> list[tuple[str, int, str]]:
     """`n` (observation text, expert action, written answer with its reason) triples from
-    consecutive training-level episodes; `seed` draws the deviations, `level_seed` the levels."""
+    consecutive training-level episodes; `seed` draws the deviations, `level_seed` the levels.
+    `on_label(env)` runs once per pair, after the expert labelled it (measurement scripts
+    record the pair's task or the bot's subgoal with it)."""
     rng = np.random.default_rng(seed)
     pairs: list[tuple[str, int, str]] = []
     episode = 0
@@ -167,6 +169,8 @@ def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: 
             except NoPlanError:  # a deviation made the level unsolvable: start the next one
                 break
             pairs.append((describe(obs), label, training_text(obs, label, expert_target(env))))
+            if on_label is not None:
+                on_label(env)
             action = int(rng.integers(len(ACTION_PHRASES))) if rng.random() < deviation else label
             outcome = take_step(env, obs, action)
             obs, done = outcome.obs, outcome.done
