@@ -16,6 +16,13 @@ doors. Registered ids, with short names without the `BabyAI-` prefix:
     BabyAI-Text{GoTo,Pickup,Open,PutNext,PickupThenGoTo}{Train,Test}-v0   one kind
     BabyAI-TextMixedTrainLocal-v0, BabyAI-TextMixedTestLocal-v0           a kind per episode
 
+BALROG's protocol (balrog-ai/BALROG's config: `num_dists: 0`, the env's own step limit)
+plays the same five kinds with no distractors, a room holding only what the mission names:
+the same ids with `D0` before `-v0` (`BabyAI-TextGoToTrainD0-v0`,
+`BabyAI-TextMixedTrainLocalD0-v0`), levels and splits of their own. `SUITES["balrog"]`
+(`SUITES["balrog-memory"]` with the object memory) plays each kind's `...TrainD0` env on its
+test levels, as BALROG plays MixedTrainLocal's kinds.
+
 Each id has a twin with `Memory` before `-v0` (`BabyAI-TextMixedTrainLocalMemory-v0`): the
 same levels, seeds and splits, with an object memory (`envs.memory.ObjectMemory`), so the
 observation text also says what the agent saw earlier and its last action. An adapter
@@ -58,27 +65,38 @@ KIND_IDS = {"goto": "GoTo", "pickup": "Pickup", "open": "Open", "putnext": "PutN
             "pickup-then-goto": "PickupThenGoTo"}
 HELD_OUT_WORDS = ("yellow box", "red key", "red door", "green ball", "grey door")
 TRAIN_DOOR_COLORS, TEST_DOOR_COLORS = ("yellow", "green", "blue", "purple"), ("red", "grey")
-ROOM_SIZE, DISTRACTORS = 8, 8
+ROOM_SIZE, DISTRACTORS = 8, 8  # GLAM's; BALROG's protocol uses 0
 
 
-def kind_id(kind: str, split: str, memory: bool = False) -> str:
-    """Gymnasium id of one kind: kind_id("goto", "train") == "BabyAI-TextGoToTrain-v0"."""
-    return f"BabyAI-Text{KIND_IDS[kind]}{split.capitalize()}{'Memory' if memory else ''}-v0"
+def kind_id(kind: str, split: str, memory: bool = False, distractors: int = DISTRACTORS) -> str:
+    """Gymnasium id of one kind: kind_id("goto", "train") == "BabyAI-TextGoToTrain-v0",
+    kind_id("goto", "train", distractors=0) == "BabyAI-TextGoToTrainD0-v0"."""
+    return f"BabyAI-Text{KIND_IDS[kind]}{split.capitalize()}{_dists(distractors)}{'Memory' if memory else ''}-v0"
 
 
-MIXED_TRAIN_ID, MIXED_TEST_ID = "BabyAI-TextMixedTrainLocal-v0", "BabyAI-TextMixedTestLocal-v0"
+def _dists(distractors: int) -> str:
+    return "" if distractors == DISTRACTORS else f"D{distractors}"
+
+
+def mixed_id(split: str, distractors: int = DISTRACTORS) -> str:
+    """Id of a mixture: mixed_id("test") == "BabyAI-TextMixedTestLocal-v0"."""
+    return f"BabyAI-TextMixed{split.capitalize()}Local{_dists(distractors)}-v0"
+
+
+MIXED_TRAIN_ID, MIXED_TEST_ID = mixed_id("train"), mixed_id("test")
 
 
 class TextLevel(LevelGen):
     """One kind of BabyAI-Text mission; `held_out` picks the test combinations."""
 
-    def __init__(self, kind: str, held_out: bool = False, **kwargs):
+    def __init__(self, kind: str, held_out: bool = False, distractors: int = DISTRACTORS, **kwargs):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}.")
         self.task, self.held_out = kind, held_out
-        self.level_id = kind_id(kind, "test" if held_out else "train")  # whose split cuts apply
+        # whose split cuts apply
+        self.level_id = kind_id(kind, "test" if held_out else "train", distractors=distractors)
         super().__init__(room_size=ROOM_SIZE, num_rows=1, num_cols=2 if kind == "open" else 1,
-                         num_dists=DISTRACTORS, locations=False, unblocking=False, implicit_unlock=False,
+                         num_dists=distractors, locations=False, unblocking=False, implicit_unlock=False,
                          action_kinds=(kind,), instr_kinds=("action",), **kwargs)
 
     def gen_mission(self):
@@ -120,23 +138,28 @@ class TextLevel(LevelGen):
 
 
 _SUITE = [*(kind_id(kind, "train") for kind in KINDS), MIXED_TEST_ID]  # played on their test levels
-SUITES = {"babyai-text": _SUITE, "babyai-text-memory": [memory_id(env_id) for env_id in _SUITE]}
+_BALROG = [kind_id(kind, "train", distractors=0) for kind in KINDS]
+SUITES = {"babyai-text": _SUITE, "babyai-text-memory": [memory_id(env_id) for env_id in _SUITE],
+          "balrog": _BALROG, "balrog-memory": [memory_id(env_id) for env_id in _BALROG]}
 
 
-def _mixed(held_out: bool, env_id: str):
-    return lambda **kwargs: TaskMixture({kind: TextLevel(kind, held_out, **kwargs) for kind in KINDS},
+def _mixed(held_out: bool, distractors: int, env_id: str):
+    return lambda **kwargs: TaskMixture({kind: TextLevel(kind, held_out, distractors, **kwargs) for kind in KINDS},
                                         gymnasium.spec(env_id))
 
 
 def register() -> None:
     """Register every BabyAI-Text id and its memory twin with gymnasium (idempotent)."""
-    for kind in KINDS:
+    for distractors in (DISTRACTORS, 0):
         for split, held_out in (("train", False), ("test", True)):
-            if kind_id(kind, split) not in gymnasium.registry:
-                make = functools.partial(TextLevel, kind=kind, held_out=held_out)
-                gymnasium.register(kind_id(kind, split), entry_point=make)
-                gymnasium.register(kind_id(kind, split, memory=True), entry_point=with_memory(make))
-    for env_id, held_out in ((MIXED_TRAIN_ID, False), (MIXED_TEST_ID, True)):
-        if env_id not in gymnasium.registry:
-            gymnasium.register(env_id, entry_point=_mixed(held_out, env_id))
-            gymnasium.register(memory_id(env_id), entry_point=with_memory(_mixed(held_out, memory_id(env_id))))
+            for kind in KINDS:
+                env_id = kind_id(kind, split, distractors=distractors)
+                if env_id not in gymnasium.registry:
+                    make = functools.partial(TextLevel, kind=kind, held_out=held_out, distractors=distractors)
+                    gymnasium.register(env_id, entry_point=make)
+                    gymnasium.register(memory_id(env_id), entry_point=with_memory(make))
+            env_id = mixed_id(split, distractors)
+            if env_id not in gymnasium.registry:
+                gymnasium.register(env_id, entry_point=_mixed(held_out, distractors, env_id))
+                gymnasium.register(memory_id(env_id),
+                                   entry_point=with_memory(_mixed(held_out, distractors, memory_id(env_id))))

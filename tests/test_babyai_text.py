@@ -104,3 +104,24 @@ def test_bot_keeps_what_it_picked_up_while_it_goes_to_b():
         _, reward, terminated, truncated, _ = env.step(action)
         done = terminated or truncated
     assert reward > 0 and action == env.unwrapped.actions.drop
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_balrog_levels_hold_only_what_the_mission_names(kind):
+    named = {"goto": 1, "pickup": 1, "open": 1, "putnext": 2, "pickup-then-goto": 2}[kind]  # open: the door's key
+    env = envs.make(kind_id(kind, "train", distractors=0))
+    for seed in range(20):
+        env.reset(seed=seed)
+        objects = [o for o in env.unwrapped.grid.grid if o is not None and o.type in ("key", "ball", "box")]
+        assert len(objects) == named, (seed, env.unwrapped.mission)
+        done, reward = False, 0
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(expert_action(env))
+            done = terminated or truncated
+        assert reward > 0, (seed, env.unwrapped.mission)
+
+
+def test_balrog_suite_has_its_own_levels():
+    from envs.babyai_text import SUITES
+    assert SUITES["balrog-memory"] == [kind_id(kind, "train", memory=True, distractors=0) for kind in KINDS]
+    assert envs.make("TextMixedTrainLocalD0", seed=0).unwrapped.level_id.endswith("TrainD0-v0")
