@@ -372,3 +372,53 @@ def _clauses(tokens: list[str], start: int, end: int) -> list[tuple[int, int]]:
     if end > begin:
         clauses.append((begin, end))
     return clauses
+
+
+# ----- a state's own phrase set (other env families) -------------------------------------
+def parse_choice(text: str, phrases: tuple[str, ...]) -> str | None:
+    """The phrase of `phrases` (a state's own set: TextWorld's commands, a ToyText env's
+    moves) that `text` names, or None. MiniGrid's seven go through `parse_action`.
+
+    Chat markup is dropped as in `parse_action`; then the value after the last "Final
+    answer:" or the first "Action:" label, else the first line, else the whole text, is
+    read. A segment that is a phrase (case, markdown and underscores aside) names it;
+    otherwise the phrases it contains as whole words, where a phrase inside a longer one
+    found at the same place does not count; two different ones give None.
+
+    >>> parse_choice("Action: **open the door**", ("go north", "open the door"))
+    'open the door'
+    >>> parse_choice("I will go north or go east", ("go north", "go east")) is None
+    True
+    """
+    if not isinstance(text, str):
+        return None
+    text = _assistant_text(text[:MAX_CHARS])
+    label = list(_FINAL.finditer(text)) or list(_LABELLED.finditer(text))[:1]
+    first_line = text.strip().split("\n", 1)[0] if text.strip() else ""
+    segments = [_value_after(text, label[-1].end())] if label else []
+    for segment in (*segments, first_line, text):
+        found = _phrases_in(segment, phrases)
+        if found is not None:
+            return found or None
+    return None
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.findall(r"[^\W_]+", text.lower().replace("'", "")))
+
+
+def _phrases_in(segment: str, phrases: tuple[str, ...]) -> str | None:
+    """The one phrase `segment` names; "" when it names two; None when it names none."""
+    words = _normal(segment)
+    by_form = {_normal(p): p for p in phrases}
+    if words in by_form:
+        return by_form[words]
+    hits = []
+    for form, phrase in by_form.items():
+        for match in re.finditer(rf"(?<!\S){re.escape(form)}(?!\S)", words):
+            hits.append((match.start(), match.end(), phrase))
+    # a phrase inside a longer one's match ("go" in "go north") is not a mention of its own
+    kept = {p for s, e, p in hits if not any(s2 <= s and e <= e2 and (s2, e2) != (s, e) for s2, e2, _ in hits)}
+    if not kept:
+        return None
+    return kept.pop() if len(kept) == 1 else ""

@@ -195,6 +195,41 @@ class CommonConfig:
     def __post_init__(self):
         check_seed_and_threads(self.seed, self.threads)
         self.env = envs.check_env(self.env)  # unknown name, or an env that cannot start here: ValueError
+        env_adapter(self.env)  # no adapter for it: NoAdapterError, a ValueError that says how to write one
+
+
+def env_adapter(env_id: str):
+    """The adapter of `env_id`'s envs (`agent.adapters.adapter_for`)."""
+    from agent.adapters import adapter_for
+
+    env = envs.make(env_id)
+    try:
+        return adapter_for(env)
+    finally:
+        env.close()
+
+
+def system_prompt(env_id: str) -> str | None:
+    """The system part for `env_id`'s family (None: MiniGrid's default); a mixture takes its first task's."""
+    from agent.adapters import adapter_for
+
+    env = envs.make(env_id.split("+")[0])
+    try:
+        return adapter_for(env).system_prompt(env)
+    finally:
+        env.close()
+
+
+def require(env_id: str, feature: str, flag: str) -> None:
+    """Refuse `flag` in one sentence when `env_id`'s adapter lacks `feature` (`has_hazards`,
+    `has_expert`): before any model loads."""
+    for part in env_id.split("+"):
+        adapter = env_adapter(part)
+        if not getattr(adapter, feature):
+            what = {"has_hazards": "hazards for it to block", "has_expert": "an expert",
+                    "has_claims": "MiniGrid's text, whose parts it reads"}[feature]
+            raise ValueError(f"{flag} needs {what}, and the {adapter.name} adapter of {part} has none: drop {flag} "
+                             "or give the adapter one (docs/ENVS.md).")
 
 
 @dataclasses.dataclass

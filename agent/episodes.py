@@ -20,19 +20,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from minigrid.core.actions import Actions
-from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT
 
 import envs
-from agent.actions import ACTION_PHRASES
-from agent.perception import carrying as carried_object
-from agent.perception import describe
+from agent.adapters import EnvAdapter, adapter_for
+from agent.adapters.minigrid import enters_hazard
 from agent.scoring import CachedScorer
-from envs.expert import expert_action
 from envs.levels import TrainLevels
-from envs.memory import front_cell
 from envs.mixture import task_of
-
-HAZARDS = ("lava",)
 
 
 @dataclass
@@ -59,6 +53,8 @@ class Step:
     seconds: float  # wall time of the decision, shared equally by the batch
     front_color: str | None = None  # colour of the object in front (None: floor)
     held: str | None = None  # "colour kind" of what the agent carries (None: nothing)
+    phrase: str = ""  # the executed action's phrase
+    unsafe: bool | None = None  # the chosen action steps into a hazard (None: the family has no hazards)
 
 
 @dataclass
@@ -70,6 +66,7 @@ class Episode:
     total_return: float = 0.0
     died: bool = False  # ended by stepping into a hazard
     task: str = ""  # the task played: a mixture's kind or env id (envs.mixture.task_of)
+    family: str = "minigrid"  # the env's adapter (`agent.adapters`), which decides what metrics apply
     frames: list = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
@@ -87,36 +84,18 @@ def success_by_task(records) -> dict[str, tuple[int, int]]:
     return dict(sorted(out.items()))
 
 
-def colours(obs) -> tuple[str | None, str | None]:
-    """Colour of the object in front (None for floor) and "colour kind" of the carried one."""
-    image = obs["image"]
-    n = image.shape[0]
-    kind_idx, colour_idx, _ = image[n // 2, n - 2]
-    front = None if IDX_TO_OBJECT[int(kind_idx)] in ("empty", "unseen") else IDX_TO_COLOR[int(colour_idx)]
-    held = carried_object(obs)
-    return front, (f"{held.color} {held.kind}" if held else None)
-
-
-def is_carrying(obs) -> bool:
-    image = obs["image"]
-    n = image.shape[0]
-    return IDX_TO_OBJECT[int(image[n // 2, n - 1, 0])] not in ("empty", "unseen")
-
-
-def enters_hazard(obs, action: int) -> bool:
-    """True when the observation shows that `action` steps into a hazard."""
-    return action == Actions.forward and front_cell(obs)[0] in HAZARDS
-
-
-def shield(obs, decision: Decision) -> tuple[int, bool]:
+def shield(obs, decision: Decision, adapter: EnvAdapter | None = None) -> tuple[int, bool]:
     """Replace an action that enters a hazard by the most probable safe one; returns (action, blocked).
 
     `decision.probs` ranks the actions (log-probs rank the same); without it, index order.
+    `adapter` knows the hazards (default: MiniGrid's lava).
     """
-    if not enters_hazard(obs, decision.action):
+    hazard = adapter.enters_hazard if adapter is not None else enters_hazard
+    if not hazard(obs, decision.action):
         return decision.action, False
-    order = np.argsort(-np.asarray(decision.probs)) if decision.probs is not None else range(len(ACTION_PHRASES))
-    safe = next(int(a) for a in order if not enters_hazard(obs, int(a)) and a != Actions.done)
+    order = np.argsort(-np.asarray(decision.probs)) if decision.probs is not None else range(7)
+    minigrid = adapter is None or adapter.name == "minigrid"  # where `done` ends nothing, so never a way out
+    safe = next(int(a) for a in order if not hazard(obs, int(a)) and not (minigrid and a == Actions.done))
     return safe, True
 
 
@@ -136,11 +115,14 @@ class Outcome:
         return self.terminated or self.truncated
 
 
-def take_step(env, obs, action: int) -> Outcome:
-    """Step `env` (whose current observation is `obs`) with `action`."""
-    died = enters_hazard(obs, action)
-    obs, reward, terminated, truncated, _ = env.step(action)
-    return Outcome(obs, float(reward), terminated, truncated, bool(terminated and reward > 0), bool(terminated and died))
+def take_step(env, obs, action: int, adapter: EnvAdapter | None = None) -> Outcome:
+    """Step `env` (whose current observation is `obs`) with phrase index `action`; its
+    adapter (found from `env` when not given) says what the env takes, success and death."""
+    adapter = adapter or adapter_for(env)
+    next_obs, reward, terminated, truncated, info = env.step(adapter.env_action(action, obs, env))
+    success = adapter.success(env, float(reward), terminated, info)
+    return Outcome(next_obs, float(reward), terminated, truncated, success,
+                   adapter.died(obs, action, terminated, success))
 
 
 class RandomAgent:
@@ -150,15 +132,29 @@ class RandomAgent:
         self.rng = np.random.default_rng(seed)
 
     def decide(self, observations, texts, env_list) -> list[Decision]:
-        n = len(ACTION_PHRASES)
-        return [Decision(int(self.rng.integers(n)), probs=[1 / n] * n) for _ in observations]
+        sizes = [len(p) for p in phrase_sets(observations, env_list)]
+        return [Decision(int(self.rng.integers(n)), probs=[1 / n] * n) for n in sizes]
 
 
 class ExpertAgent:
     name = "expert"
 
     def decide(self, observations, texts, env_list) -> list[Decision]:
-        return [Decision(int(expert_action(env))) for env in env_list]
+        return [Decision(int(adapter_for(env).expert(env))) for env in env_list]
+
+
+def step_limit(env) -> int:
+    """The env's own step limit: MiniGrid's `max_steps`, else the spec's `max_episode_steps`."""
+    limit = getattr(env.unwrapped, "max_steps", None) or (env.spec.max_episode_steps if env.spec else None)
+    if not limit:
+        raise ValueError(f"{env.spec.id if env.spec else type(env.unwrapped).__name__} has no step limit: "
+                         "give --max-steps, or register it with max_episode_steps.")
+    return int(limit)
+
+
+def phrase_sets(observations, env_list) -> list[tuple[str, ...]]:
+    """Each state's action phrases, from its env's adapter."""
+    return [adapter_for(env).actions(obs, env) for obs, env in zip(observations, env_list)]
 
 
 class LMAgent:
@@ -176,20 +172,22 @@ class LMAgent:
     def decide(self, observations, texts, env_list) -> list[Decision]:
         import torch
 
+        sets = phrase_sets(observations, env_list)
         with torch.inference_mode():
             if self.mode == "score":
-                choice = self.scorer.choose(texts, greedy=self.greedy, generator=self.generator)
-                return [Decision(int(a), probs=p.tolist(), tokens=n)
-                        for a, p, n in zip(choice.actions, choice.log_probs.exp(), choice.tokens)]
-            gens = self.scorer.generate(texts, reason=self.reason, greedy=self.greedy)
+                choice = self.scorer.choose(texts, greedy=self.greedy, generator=self.generator, phrases=sets)
+                return [Decision(int(a), probs=p[:len(phrases)].tolist(), tokens=n)
+                        for a, p, n, phrases in zip(choice.actions, choice.log_probs.exp(), choice.tokens, sets)]
+            gens = self.scorer.generate(texts, reason=self.reason, greedy=self.greedy, phrases=sets)
         return [Decision(g.action, g.raw_text, g.parsed, fallback=g.fallback, tokens=g.tokens) for g in gens]
 
 
 def play(agent, env_id: str, seeds: list[int], max_steps: int | None = None, batch: int = 8,
-         use_shield: bool = False, render: bool = False, on_step=None, describe_fn=describe,
+         use_shield: bool = False, render: bool = False, on_step=None, describe_fn=None,
          train_levels: bool = False) -> list[Episode]:
     """Play one episode per seed, `batch` envs at a time; returns them in seed order.
 
+    `describe_fn(obs, env)` gives the text the agent reads (default: the env's adapter's).
     `on_step(episode, step, env)` is called after every step (for printing or progress bars).
     With `train_levels`, a seed that gives a held-out level moves on to a training level
     (`envs.levels.TrainLevels`), as training resets do.
@@ -197,13 +195,15 @@ def play(agent, env_id: str, seeds: list[int], max_steps: int | None = None, bat
     episodes = []
     for start in range(0, len(seeds), batch):
         group = seeds[start:start + batch]
-        env_list = [envs.make(env_id, render_mode="rgb_array" if render else None) for _ in group]
+        env_list = [envs.make(env_id, **({"render_mode": "rgb_array"} if render else {})) for _ in group]
         if train_levels:
             env_list = [TrainLevels(env) for env in env_list]
         obs = [env.reset(seed=seed)[0] for env, seed in zip(env_list, group)]
-        eps = [Episode(env_id, seed, task=task_of(env)) for env, seed in zip(env_list, group)]
+        adapters = [adapter_for(env) for env in env_list]
+        eps = [Episode(env_id, seed, task=task_of(env), family=adapter.name)
+               for env, seed, adapter in zip(env_list, group, adapters)]
         # Each env truncates at its own limit (a mixture's tasks differ); max_steps caps them all.
-        limit = max_steps or max(env.unwrapped.max_steps for env in env_list)
+        limit = max_steps or max(step_limit(env) for env in env_list)
         live = list(range(len(group)))
         for t in range(limit):
             if not live:
@@ -211,20 +211,23 @@ def play(agent, env_id: str, seeds: list[int], max_steps: int | None = None, bat
             if render:
                 for i in live:
                     eps[i].frames.append(env_list[i].render())
-            texts = [describe_fn(obs[i]) for i in live]
+            texts = [describe_fn(obs[i], env_list[i]) if describe_fn else adapters[i].describe(obs[i], env_list[i])
+                     for i in live]
             began = time.perf_counter()
             decisions = agent.decide([obs[i] for i in live], texts, [env_list[i] for i in live])
             seconds = (time.perf_counter() - began) / len(live)
             still = []
             for i, text, decision in zip(live, texts, decisions):
-                front, front_state = front_cell(obs[i])
-                executed, blocked = shield(obs[i], decision) if use_shield else (decision.action, False)
-                carrying = is_carrying(obs[i])
-                front_colour, held = colours(obs[i])
-                outcome = take_step(env_list[i], obs[i], executed)
+                adapter = adapters[i]
+                phrases = adapter.actions(obs[i], env_list[i])
+                executed, blocked = shield(obs[i], decision, adapter) if use_shield else (decision.action, False)
+                view = adapter.view(obs[i])
+                unsafe = adapter.enters_hazard(obs[i], decision.action) if adapter.has_hazards else None
+                outcome = take_step(env_list[i], obs[i], executed, adapter)
                 obs[i] = outcome.obs
-                step = Step(t, text, front, front_state, carrying, decision, executed, blocked, outcome.reward, seconds,
-                            front_color=front_colour, held=held)
+                step = Step(t, text, view["front"], view["front_state"], view["carrying"], decision, executed, blocked,
+                            outcome.reward, seconds, front_color=view["front_color"], held=view["held"],
+                            phrase=phrases[executed], unsafe=unsafe)
                 ep = eps[i]
                 ep.steps.append(step)
                 ep.total_return += outcome.reward

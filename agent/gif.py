@@ -40,7 +40,7 @@ def episode_frames(episode) -> list[np.ndarray]:
             if d.raw_text is not None:
                 lines.append(f"model: {d.raw_text.strip()[:120]}")
             prob = f"  p={d.probs[d.action]:.2f}" if d.probs else ""
-            lines.append(f"action: {ACTION_PHRASES[step.executed]}{prob}" + ("  (shielded)" if step.shielded else ""))
+            lines.append(f"action: {step.phrase or ACTION_PHRASES[step.executed]}{prob}" + ("  (shielded)" if step.shielded else ""))
         else:
             lines = [f"seed {episode.seed}: {'SUCCESS' if episode.success else 'failure'}",
                      f"return {episode.total_return:.2f} in {len(episode.steps)} steps"]

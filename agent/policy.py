@@ -41,9 +41,9 @@ import torch
 from torch import nn
 
 from agent import threads
-from agent.actions import ACTION_PHRASES, action_index, parse_action
+from agent.actions import ACTION_PHRASES, parse_action, parse_choice
 from agent.models import ModelError, load_model, parse_device
-from agent.prompts import GENERATE_SYSTEM, REASON_SYSTEM, SCORE_SYSTEM, PromptFormat, encode
+from agent.prompts import SCORE_SYSTEM, PromptFormat, encode, writing_system
 
 VALUE_HEAD_FILE = "value_head.pt"
 
@@ -90,6 +90,13 @@ class PhraseTree:
     depths: list[int]
     paths: list[list[int]] = field(default_factory=list)  # node indices of each phrase
 
+    @property
+    def inner(self) -> list[int]:
+        """Nodes with children: only these run through the model, since a leaf's log-prob
+        comes from its parent's output (7 of MiniGrid's 11 nodes are leaves)."""
+        parents = set(self.parents)
+        return [i for i in range(len(self.tokens)) if i in parents]
+
     @classmethod
     def build(cls, phrase_ids: list[list[int]]) -> "PhraseTree":
         tree = cls([], [], [])
@@ -132,13 +139,14 @@ class LMPolicy(nn.Module):
     """A causal LM (optionally with a peft LoRA adapter) choosing among action phrases."""
 
     def __init__(self, model, tokenizer, normalization: str = "sum",
-                 bf16: bool | None = None, value_head: bool = False, system: str = SCORE_SYSTEM):
+                 bf16: bool | None = None, value_head: bool = False, system: str = SCORE_SYSTEM,
+                 phrases: tuple[str, ...] = ACTION_PHRASES):
         super().__init__()
         if normalization not in ("sum", "mean"):
             raise ValueError(f"normalization must be 'sum' or 'mean', not {normalization!r}.")
         self.model = model
         self.tokenizer = tokenizer
-        self.phrases = ACTION_PHRASES  # index i is minigrid's Actions(i)
+        self.phrases = tuple(phrases)  # the set scored when a call gives none; MiniGrid's: index i is Actions(i)
         self.normalization = normalization
         self.device = next(model.parameters()).device
         self.bf16 = bf16_is_fast(self.device) if bf16 is None else bf16
@@ -150,15 +158,13 @@ class LMPolicy(nn.Module):
         if self.value_head is not None:
             nn.init.zeros_(self.value_head.weight)
             nn.init.zeros_(self.value_head.bias)
+        self.system = system
         self.format = PromptFormat.for_tokenizer(tokenizer, system)
         self.system_ids = encode(tokenizer, self.format.prefix)
-        self.tree = PhraseTree.build([encode(tokenizer, p) for p in self.phrases])
-        self._phrase_lengths = torch.tensor([len(p) for p in self.tree.paths], device=self.device)
+        self._trees: dict[tuple[str, ...], PhraseTree] = {}
+        self.tree = self._tree(self.phrases)
         self._prefix_cache: dict[tuple[int, ...], list] = {}
         self._prefix_key = None
-        # Only nodes with children run through the model: a leaf's log-prob comes from its
-        # parent's output, so leaves (7 of 11 nodes here) cost nothing but an LM-head lookup.
-        self._inner = [i for i in range(len(self.tree.tokens)) if i in set(self.tree.parents)]
         self._lower_cache: dict[tuple[tuple[int, ...], bool], torch.Tensor] = {}  # see _lower_hidden
         self._system_lower: dict = {}  # see _system_kv_split
         self._lower_dir: Path | None = None  # see keep_lower_rows
@@ -169,6 +175,14 @@ class LMPolicy(nn.Module):
         if not self.bf16:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _tree(self, phrases: tuple[str, ...]) -> PhraseTree:
+        """The token tree of a phrase set, built once per set (the last 256 sets kept)."""
+        if phrases not in self._trees:
+            if len(self._trees) >= 256:
+                self._trees.pop(next(k for k in self._trees if k != self.phrases))
+            self._trees[phrases] = PhraseTree.build([encode(self.tokenizer, p) for p in phrases])
+        return self._trees[phrases]
 
     def state_ids(self, observation: str) -> list[int]:
         return encode(self.tokenizer, observation + self.format.suffix)
@@ -259,16 +273,38 @@ class LMPolicy(nn.Module):
             self._adapter_off = False
 
     # ----- score mode ------------------------------------------------------------------
-    def score(self, observations: list[str]) -> ActionScores:
-        """Score every phrase for each observation text, in one batched forward pass."""
-        return self.score_ids([self.state_ids(o) for o in observations])
+    def score(self, observations: list[str], phrases: list[tuple[str, ...]] | None = None) -> ActionScores:
+        """Score every phrase for each observation text, in one batched forward pass.
 
-    def score_ids(self, state_ids: list[list[int]]) -> ActionScores:
-        """Like `score`, from token ids of the state parts (what rollouts store)."""
+        `phrases[i]` is state i's own action set (TextWorld's admissible commands, a ToyText
+        env's moves); None: the policy's fixed `phrases` (MiniGrid's seven) for every state."""
+        return self.score_ids([self.state_ids(o) for o in observations], phrases)
+
+    def score_ids(self, state_ids: list[list[int]], phrases: list[tuple[str, ...]] | None = None) -> ActionScores:
+        """Like `score`, from token ids of the state parts (what rollouts store).
+
+        Rows with other phrase sets share one tree of every phrase in the batch: each row
+        scores all of them, then keeps its own and normalises over those. Log-probs are
+        B x (largest set), -inf past a row's own phrases."""
         threads.follow()
+        sets = [tuple(p) for p in phrases] if phrases is not None else [self.phrases] * len(state_ids)
+        union = tuple(dict.fromkeys(p for row in sets for p in row))
+        scores = self._score_tree(state_ids, self._tree(union))
+        if all(row == union for row in sets):
+            return scores
+        width = max(len(row) for row in sets)
+        where = {p: i for i, p in enumerate(union)}
+        index = torch.tensor([[where[p] for p in row] + [0] * (width - len(row)) for row in sets], device=self.device)
+        real = torch.tensor([[i < len(row) for i in range(width)] for row in sets], device=self.device)
+        sums = scores.phrase_log_likelihoods.gather(1, index).masked_fill(~real, float("-inf"))
+        lengths = torch.tensor([len(path) for path in self._tree(union).paths], device=self.device)[index]
+        scaled = sums / lengths if self.normalization == "mean" else sums
+        return ActionScores(torch.log_softmax(scaled, -1), scores.values, sums, scores.tokens)
 
-        dev, tree = self.device, self.tree
-        inner = self._inner
+    def _score_tree(self, state_ids: list[list[int]], tree: PhraseTree) -> ActionScores:
+        """Every phrase of `tree` for each state, in one forward pass (the module doc's fast path)."""
+        dev = self.device
+        inner = tree.inner
         batch, n_nodes = len(state_ids), len(inner)
         frozen = self._frozen_layers()
         # Tokens that every row starts with (the mission, usually) run once, batch 1, cached.
@@ -310,7 +346,10 @@ class LMPolicy(nn.Module):
         cache = self._batch_cache(past, batch)
         with self.autocast():
             if frozen:
-                lower = self._lower_hidden(state_ids, ids, mask, positions, cache, frozen, tail=n_nodes)
+                # The lower rows of the tree's nodes depend on the tree: the fixed one is known by its size.
+                known_as = n_nodes if tree is self.tree else (n_nodes, tuple(tree.tokens), tuple(tree.parents))
+                lower = self._lower_hidden(state_ids, ids, mask, positions, cache, frozen, tail=n_nodes,
+                                           tail_key=known_as)
                 upper = self._run_layers(lower, self.backbone.layers[frozen:], mask, positions, cache)
                 hidden = self.backbone.norm(upper)
             else:
@@ -325,7 +364,7 @@ class LMPolicy(nn.Module):
         source = torch.tensor([0 if p < 0 else 1 + inner.index(p) for p in tree.parents], device=dev)  # row in `needed`
         node_logp = logp[:, source, torch.tensor(tree.tokens, device=dev)]  # B x N
         sums = torch.stack([node_logp[:, path].sum(-1) for path in tree.paths], -1)  # B x A
-        scaled = sums / self._phrase_lengths if self.normalization == "mean" else sums
+        scaled = sums / torch.tensor([len(p) for p in tree.paths], device=dev) if self.normalization == "mean" else sums
         values = self.value_head(last.float()).squeeze(-1) if self.value_head is not None else None
         return ActionScores(torch.log_softmax(scaled, -1), values, sums, tokens=int(lengths.sum()) + batch * n_nodes + len(shared))
 
@@ -350,17 +389,20 @@ class LMPolicy(nn.Module):
                            position_embeddings=embeddings)
         return hidden
 
-    def _lower_hidden(self, state_ids, ids, mask, positions, cache, frozen: int, tail: int) -> torch.Tensor:
+    def _lower_hidden(self, state_ids, ids, mask, positions, cache, frozen: int, tail: int,
+                      tail_key=None) -> torch.Tensor:
         """The rows' hidden states after the `frozen` bottom layers. They never change (no
         trainable weight below, the system part's KV there is fixed), so each state's rows
         are computed once, without gradients, and kept (up to LOWER_CACHE states). A row is
         its state's tokens right-padded, then `tail` columns every row shares the layout of
-        (the phrase tree's nodes in score mode)."""
+        (the phrase tree's nodes in score mode); `tail_key` names that layout in the cache keys
+        (default: `tail`)."""
         from transformers import DynamicCache
 
         store = self._lower_cache
         width = ids.shape[1] - tail
-        todo = [row for row, s in enumerate(state_ids) if not self._lower_known((tuple(s), self.bf16, tail))]
+        tail_key = tail if tail_key is None else tail_key
+        todo = [row for row, s in enumerate(state_ids) if not self._lower_known((tuple(s), self.bf16, tail_key))]
         if todo:
             with torch.no_grad():
                 sub = DynamicCache(ddp_cache_data=[(k[todo], v[todo]) for k, v in
@@ -370,8 +412,9 @@ class LMPolicy(nn.Module):
                                        mask[todo], positions[todo], sub)
             for i, row in enumerate(todo):
                 n = len(state_ids[row])
-                self._keep_lower((tuple(state_ids[row]), self.bf16, tail), torch.cat([out[i, :n], out[i, width:]]), save=True)
-        rows = [store[(tuple(s), self.bf16, tail)] for s in state_ids]
+                self._keep_lower((tuple(state_ids[row]), self.bf16, tail_key), torch.cat([out[i, :n], out[i, width:]]),
+                                 save=True)
+        rows = [store[(tuple(s), self.bf16, tail_key)] for s in state_ids]
         hidden = rows[0].new_zeros(ids.shape + rows[0].shape[-1:])
         for row, (s, kept) in enumerate(zip(state_ids, rows)):
             hidden[row, : len(s)] = kept[: len(s)]
@@ -463,15 +506,18 @@ class LMPolicy(nn.Module):
 
     @torch.no_grad()
     def generate(self, observations: list[str], reason: bool = False, greedy: bool = True,
-                 max_new_tokens: int | None = None, temperature: float = 1.0) -> list[Generation]:
-        """Free text after a chat prompt, then `parse_action`.
+                 max_new_tokens: int | None = None, temperature: float = 1.0,
+                 phrases: list[tuple[str, ...]] | None = None) -> list[Generation]:
+        """Free text after a chat prompt, then `parse_action` (MiniGrid's phrases) or
+        `parse_choice` against the state's own set `phrases[i]`.
 
         An output that names no action is recorded as invalid and the most likely phrase
         in score mode is executed instead (`Generation.fallback`), so episodes go on and
         the invalid rate stays visible.
         """
+        sets = [tuple(p) for p in phrases] if phrases is not None else [self.phrases] * len(observations)
         threads.follow()
-        fmt = PromptFormat.for_tokenizer(self.tokenizer, REASON_SYSTEM if reason else GENERATE_SYSTEM)
+        fmt = PromptFormat.for_tokenizer(self.tokenizer, writing_system(self.system, reason))
         max_new_tokens = max_new_tokens or (40 if reason else 8)
         rows = [encode(self.tokenizer, fmt.text(o)) for o in observations]
         width = max(len(r) for r in rows)
@@ -487,25 +533,28 @@ class LMPolicy(nn.Module):
             )
         new = out[:, width:]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-        parsed = [parse_action(t) for t in texts]
+        parsed = [parse_action(t) if own == ACTION_PHRASES else parse_choice(t, own) for t, own in zip(texts, sets)]
         invalid = [i for i, p in enumerate(parsed) if p is None]
         fallback = {}
         if invalid:
-            best = self.score([observations[i] for i in invalid]).actions.tolist()
+            best = self.score([observations[i] for i in invalid], [sets[i] for i in invalid]).actions.tolist()
             fallback = dict(zip(invalid, best))
         generations = []
         for i, (text, phrase) in enumerate(zip(texts, parsed)):
             n_new = int((new[i] != pad).sum())
             if phrase is None:
-                generations.append(Generation(text, None, fallback[i], self.phrases[fallback[i]], len(rows[i]) + n_new))
+                generations.append(Generation(text, None, fallback[i], sets[i][fallback[i]], len(rows[i]) + n_new))
             else:
-                generations.append(Generation(text, phrase, action_index(phrase), None, len(rows[i]) + n_new))
+                generations.append(Generation(text, phrase, sets[i].index(phrase), None, len(rows[i]) + n_new))
         return generations
 
 
 def load_policy(model: str = "smollm2-135m", adapter: str | None = None, device=None,
-                normalization: str = "sum", bf16: bool | None = None) -> LMPolicy:
+                normalization: str = "sum", bf16: bool | None = None, system: str | None = None) -> LMPolicy:
     """Load a model (and optionally a LoRA adapter folder with its value head) as a policy.
+
+    `system`: the system part (default: MiniGrid's `SCORE_SYSTEM`; other env families give
+    theirs, `agent.cli.system_prompt`).
 
     Raises agent.models.ModelError with a one-sentence fix when anything is missing or
     does not fit.
@@ -522,7 +571,8 @@ def load_policy(model: str = "smollm2-135m", adapter: str | None = None, device=
         lm = load_adapter(lm, adapter).merge_and_unload().to(dtype)
         lm.eval()
     has_value_head = adapter is not None and (Path(adapter) / VALUE_HEAD_FILE).is_file()
-    policy = LMPolicy(lm, tokenizer, normalization=normalization, bf16=use_bf16, value_head=has_value_head)
+    policy = LMPolicy(lm, tokenizer, normalization=normalization, bf16=use_bf16, value_head=has_value_head,
+                      system=system or SCORE_SYSTEM)
     if has_value_head:
         load_value_head(policy, adapter)
     return policy

@@ -29,11 +29,18 @@ SCORE_SYSTEM = (
     "Reply with one action: " + ", ".join(ACTION_PHRASES) + ". "
     "Toggle opens a door in front of you; pick up takes the object in front of you."
 )
-GENERATE_SYSTEM = SCORE_SYSTEM + " Answer in the form 'Action: <action>'."
-REASON_SYSTEM = (
-    SCORE_SYSTEM + " First write 'Reason: ' and one short sentence, then on a new line "
-    "'Action: ' and the action."
-)
+GENERATE_SUFFIX = " Answer in the form 'Action: <action>'."
+REASON_SUFFIX = " First write 'Reason: ' and one short sentence, then on a new line 'Action: ' and the action."
+GENERATE_SYSTEM = SCORE_SYSTEM + GENERATE_SUFFIX
+REASON_SYSTEM = SCORE_SYSTEM + REASON_SUFFIX
+
+
+def writing_system(system: str, reason: bool) -> str:
+    """The generate-mode system text that goes with score-mode `system` (MiniGrid's:
+    GENERATE_SYSTEM / REASON_SYSTEM)."""
+    for suffix in (GENERATE_SUFFIX, REASON_SUFFIX):  # a generate-mode text given: back to its score-mode base
+        system = system.removesuffix(suffix)
+    return system + (REASON_SUFFIX if reason else GENERATE_SUFFIX)
 _MARKER = "\x00STATE\x00"
 
 

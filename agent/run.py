@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import envs
 from agent.actions import ACTION_PHRASES
-from agent.cli import LMConfig, check_out_file, check_range, option, parse_and_run, switch
+from agent.cli import LMConfig, check_out_file, check_range, option, parse_and_run, require, switch, system_prompt
 from agent.episodes import LMAgent, play
 from agent.explain import ExplainingAgent
 from agent.gif import write_gif
@@ -51,10 +51,14 @@ class RunConfig(LMConfig):
             check_range("--max-steps", self.max_steps, 1)
         if self.gif:
             check_out_file(self.gif, "--gif")
+        if self.shield:
+            require(self.env, "has_hazards", "--shield")
+        if self.explain:
+            require(self.env, "has_claims", "--explain")
 
 
 def make_agent(args):
-    policy = load_policy(args.model, args.adapter, device=args.device)
+    policy = load_policy(args.model, args.adapter, device=args.device, system=system_prompt(args.env))
     agent = LMAgent(policy, mode=args.mode, reason=args.reason, greedy=not args.sample, seed=args.seed)
     return ExplainingAgent(agent, policy) if args.explain else agent
 
@@ -67,7 +71,7 @@ def print_step(episode, step, env, ascii_map: bool, explainer: ExplainingAgent |
               + (f" (fallback {d.fallback})" if d.fallback else ""))
     prob = f" p={d.probs[d.action]:.2f}" if d.probs else ""
     shielded = f" [shield: {ACTION_PHRASES[d.action]} blocked]" if step.shielded else ""
-    print(f"  action: {ACTION_PHRASES[step.executed]}{prob}{shielded}  reward={step.reward:.2f}")
+    print(f"  action: {step.phrase}{prob}{shielded}  reward={step.reward:.2f}")
     if explainer:
         print(f"  {explainer.describe(step.observation, d.action)}")
     if ascii_map:

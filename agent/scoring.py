@@ -45,9 +45,9 @@ class CachedScorer:
     def __init__(self, policy, batch_size: int = 32, memo: bool = True):
         self.policy, self.batch_size, self.memo = policy, batch_size, memo
         self._ids: dict[str, Key] = {}  # tokenisation never changes
-        self._scores: dict[Key, tuple[torch.Tensor, float, int]] = {}  # log-probs, value, tokens
-        self._base: dict[Key, torch.Tensor] = {}
-        self._generations: dict[tuple[str, bool], object] = {}
+        self._scores: dict[tuple[Key, tuple[str, ...]], tuple[torch.Tensor, float, int]] = {}  # log-probs, value, tokens
+        self._base: dict[tuple[Key, tuple[str, ...]], torch.Tensor] = {}
+        self._generations: dict[tuple[str, bool, tuple[str, ...]], object] = {}
         self._version = None
         self.computed, self.hits, self.seconds = 0, 0, 0.0  # model rows, reused rows, model time
 
@@ -64,57 +64,80 @@ class CachedScorer:
             self._generations.clear()
             self._version = version
 
-    def score_keys(self, keys: list[Key]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        """B x A log-probs, B values (0 without a value head) and per-row tokens, scoring misses only."""
+    def score_keys(self, keys: list[Key], phrases: list[tuple[str, ...]] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """B x A log-probs, B values (0 without a value head) and per-row tokens, scoring misses only.
+
+        `phrases[i]`: state i's own action set (None: the policy's fixed phrases); rows of
+        smaller sets are padded with -inf to the largest."""
         self._current()
-        todo = list(dict.fromkeys(k for k in keys if k not in self._scores))
+        sets = [tuple(p) for p in phrases] if phrases is not None else [self.policy.phrases] * len(keys)
+        entries = [(k, p) for k, p in zip(keys, sets)]
+        todo = list(dict.fromkeys(e for e in entries if e not in self._scores))
         began = time.perf_counter()
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start:start + self.batch_size]
             with torch.no_grad():
-                scores = self.policy.score_ids([list(k) for k in chunk])
+                scores = self.policy.score_ids([list(k) for k, _ in chunk], [p for _, p in chunk])
             per_row = round(scores.tokens / len(chunk))
-            for row, key in enumerate(chunk):
+            for row, entry in enumerate(chunk):
                 value = float(scores.values[row]) if scores.values is not None else 0.0
-                self._scores[key] = (scores.log_probs[row].float().cpu(), value, per_row)
+                self._scores[entry] = (scores.log_probs[row, :len(entry[1])].float().cpu(), value, per_row)
         self.seconds += time.perf_counter() - began
         self.computed += len(todo)
         self.hits += len(keys) - len(todo)
-        rows = [self._scores[k] for k in keys]
-        return torch.stack([r[0] for r in rows]), torch.tensor([r[1] for r in rows]), [r[2] for r in rows]
+        rows = [self._scores[e] for e in entries]
+        return pad_rows([r[0] for r in rows]), torch.tensor([r[1] for r in rows]), [r[2] for r in rows]
 
-    def choose_keys(self, keys: list[Key], greedy: bool = True, generator: torch.Generator | None = None) -> Choice:
+    def choose_keys(self, keys: list[Key], greedy: bool = True, generator: torch.Generator | None = None,
+                    phrases: list[tuple[str, ...]] | None = None) -> Choice:
         """The argmax (first maximum) or a sample per state."""
-        log_probs, values, tokens = self.score_keys(keys)
+        log_probs, values, tokens = self.score_keys(keys, phrases)
         if greedy:
             actions = log_probs.argmax(-1)
         else:
             actions = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(-1)
         return Choice(actions, log_probs, values, tokens)
 
-    def choose(self, texts: list[str], greedy: bool = True, generator: torch.Generator | None = None) -> Choice:
-        return self.choose_keys([self.ids(t) for t in texts], greedy, generator)
+    def choose(self, texts: list[str], greedy: bool = True, generator: torch.Generator | None = None,
+               phrases: list[tuple[str, ...]] | None = None) -> Choice:
+        return self.choose_keys([self.ids(t) for t in texts], greedy, generator, phrases)
 
-    def base_log_probs(self, keys: list[Key]) -> torch.Tensor:
+    def base_log_probs(self, keys: list[Key], phrases: list[tuple[str, ...]] | None = None) -> torch.Tensor:
         """Log-probs of the frozen base LM (adapter off), cached for good."""
-        todo = list(dict.fromkeys(k for k in keys if k not in self._base))
+        sets = [tuple(p) for p in phrases] if phrases is not None else [self.policy.phrases] * len(keys)
+        entries = list(zip(keys, sets))
+        todo = list(dict.fromkeys(e for e in entries if e not in self._base))
         with torch.no_grad(), self.policy.adapter_disabled():
             for start in range(0, len(todo), self.batch_size):
                 chunk = todo[start:start + self.batch_size]
-                rows = self.policy.score_ids([list(k) for k in chunk]).log_probs.float().cpu()
-                self._base.update(zip(chunk, rows))
-        return torch.stack([self._base[k] for k in keys])
+                rows = self.policy.score_ids([list(k) for k, _ in chunk], [p for _, p in chunk]).log_probs.float().cpu()
+                self._base.update((entry, row[:len(entry[1])]) for entry, row in zip(chunk, rows))
+        return pad_rows([self._base[e] for e in entries])
 
-    def generate(self, texts: list[str], reason: bool = False, greedy: bool = True) -> list:
-        """Generate-mode decisions (`LMPolicy.generate`); greedy ones are memoised by text."""
+    def generate(self, texts: list[str], reason: bool = False, greedy: bool = True,
+                 phrases: list[tuple[str, ...]] | None = None) -> list:
+        """Generate-mode decisions (`LMPolicy.generate`); greedy ones are memoised by text
+        and phrase set."""
+        sets = [tuple(p) for p in phrases] if phrases is not None else [self.policy.phrases] * len(texts)
         if not greedy:
-            return self.policy.generate(texts, reason=reason, greedy=False)
+            return self.policy.generate(texts, reason=reason, greedy=False, phrases=sets)
         self._current()
-        todo = list(dict.fromkeys(t for t in texts if (t, reason) not in self._generations))
+        keys = [(t, reason, p) for t, p in zip(texts, sets)]
+        todo = list(dict.fromkeys(k for k in keys if k not in self._generations))
         if todo:
             began = time.perf_counter()
-            self._generations.update(zip(((t, reason) for t in todo), self.policy.generate(todo, reason=reason)))
+            made = self.policy.generate([t for t, _, _ in todo], reason=reason, phrases=[p for _, _, p in todo])
+            self._generations.update(zip(todo, made))
             self.seconds += time.perf_counter() - began
         self.computed += len(todo)
         self.hits += len(texts) - len(todo)
-        return [self._generations[(t, reason)] for t in texts]
+        return [self._generations[k] for k in keys]
+
+
+def pad_rows(rows: list[torch.Tensor]) -> torch.Tensor:
+    """Rows of log-probs over sets of different sizes as one B x A tensor, -inf past each row's set."""
+    width = max(len(r) for r in rows)
+    if all(len(r) == width for r in rows):
+        return torch.stack(rows)
+    return torch.stack([torch.cat([r, r.new_full((width - len(r),), float("-inf"))]) for r in rows])

@@ -1,4 +1,9 @@
-"""Create upstream MiniGrid/BabyAI environments from full ids or short family names.
+"""Create Gymnasium environments from full ids or short family names.
+
+Upstream MiniGrid/BabyAI ids, GLAM's BabyAI-Text tasks, Gymnasium's ToyText envs
+(FrozenLake, Taxi, CliffWalking) and a user's own env as `module:Id` (gymnasium's own form:
+the module is imported, which registers the id). What the agent reads and may do in each
+comes from its family's adapter (`agent.adapters`).
 
 >>> import envs
 >>> env = envs.make("DoorKey", seed=0)
@@ -11,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import importlib
 import io
 import re
 
 import gymnasium
 import minigrid  # noqa: F401  (importing it registers the MiniGrid-* and BabyAI-* ids)
 
-from envs import babyai_text
+from envs import babyai_text, toytext
 from envs.memory import memory_id, with_memory
 from envs.mixture import TaskMixture
 
@@ -63,8 +69,9 @@ class EnvUnavailableError(ValueError):
 
 
 def list_env_ids() -> list[str]:
-    """All registered MiniGrid-* and BabyAI-* Gymnasium ids, sorted."""
-    return sorted(env_id for env_id in gymnasium.registry if env_id.startswith(_PREFIXES))
+    """All registered MiniGrid-* and BabyAI-* Gymnasium ids and the ToyText ones, sorted."""
+    return sorted(env_id for env_id in gymnasium.registry
+                  if env_id.startswith(_PREFIXES) or env_id in toytext.IDS)
 
 
 def _family_and_order(env_id: str) -> tuple[str, tuple]:
@@ -128,6 +135,8 @@ def resolve_env_id(name: str) -> str:
     """
     if "+" in name:
         return "+".join(resolve_env_id(part) for part in name.split("+"))
+    if ":" in name:
+        return _module_env(name.strip())
     aliases = _aliases()
     env_id = aliases.get(name.strip().lower()) or _memory_twin(name)
     if env_id is not None:
@@ -137,9 +146,24 @@ def resolve_env_id(name: str) -> str:
     canonical: dict[str, str] = {}
     for full in [*family_defaults(), *list_env_ids()]:
         canonical.setdefault(full.lower(), full)
-        canonical.setdefault(full.lower().split("-", 1)[1], full)
+        if full.startswith(_PREFIXES):
+            canonical.setdefault(full.lower().split("-", 1)[1], full)
     close = difflib.get_close_matches(name.strip().lower(), list(canonical), n=10, cutoff=0.6)
     raise UnknownEnvError(name, list(dict.fromkeys(canonical[c] for c in close))[:5])
+
+
+def _module_env(name: str) -> str:
+    """`module:Id` as gymnasium.make takes it: the module is imported (it registers Id)."""
+    module, _, env_id = name.partition(":")
+    try:
+        importlib.import_module(module)
+    except Exception as err:  # whatever the user's module raises, the name cannot be used
+        detail = (str(err).strip().splitlines() or [""])[0][:120]
+        raise EnvUnavailableError(f"Cannot import module {module!r} of --env {name} ({type(err).__name__}: {detail}); "
+                                  "run from the folder that holds it or add that folder to PYTHONPATH.") from None
+    if env_id not in gymnasium.registry:
+        raise UnknownEnvError(name, difflib.get_close_matches(env_id, list(gymnasium.registry), n=5))
+    return name
 
 
 def _memory_twin(name: str) -> str | None:
@@ -152,14 +176,24 @@ def _memory_twin(name: str) -> str | None:
         plain = resolve_env_id(match.group(1) + (match.group(2) or ""))
     except UnknownEnvError:
         return None
+    if not plain.startswith(_PREFIXES):  # the object memory reads a MiniGrid view
+        raise EnvUnavailableError(f"{name}: the object memory needs a MiniGrid/BabyAI env, and {plain} is not one; "
+                                  f"play {plain} itself.")
     twin = memory_id(plain)
     if twin not in gymnasium.registry:
         gymnasium.register(twin, entry_point=with_memory(functools.partial(gymnasium.make, plain)))
     return twin
 
 
-class QuietReset(gymnasium.Wrapper):
-    """Resets without the "Sampling rejected: ..." lines upstream BabyAI levels print."""
+class QuietReset(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
+    """Resets without the "Sampling rejected: ..." lines upstream BabyAI levels print.
+
+    It records its (empty) constructor arguments, so `check_env`, vector envs and pickling
+    can recreate it from `env.spec`."""
+
+    def __init__(self, env: gymnasium.Env):
+        gymnasium.utils.RecordConstructorArgs.__init__(self)
+        gymnasium.Wrapper.__init__(self, env)
 
     def reset(self, **kwargs):
         with contextlib.redirect_stdout(io.StringIO()):
@@ -209,6 +243,8 @@ def make(name: str, seed: int | None = None, **kwargs) -> gymnasium.Env:
     """
     env_id = resolve_env_id(name)
     parts = env_id.split("+")
+    if env_id in toytext.STEP_LIMITS:
+        kwargs.setdefault("max_episode_steps", toytext.STEP_LIMITS[env_id])
     env = QuietReset(TaskMixture({part: gymnasium.make(part, **kwargs) for part in parts}) if len(parts) > 1
                      else gymnasium.make(env_id, **kwargs))
     if seed is not None:

@@ -26,6 +26,7 @@ import hashlib
 import gymnasium
 
 import envs
+from envs import toytext
 from envs.mixture import level_env_id
 from envs.seeds import MAX_EVAL_SEEDS
 
@@ -49,8 +50,19 @@ MAX_REJECTS = 1_000  # held-out levels in a row before TrainLevels gives up
 
 
 def fingerprint(env: gymnasium.Env) -> str:
-    """Hex digest of the current level as the agent finds it after `reset`."""
+    """Hex digest of the current level as the agent finds it after `reset`.
+
+    MiniGrid: the grid, the agent and the mission. ToyText: `envs.toytext.fingerprint`.
+    Another env: its own `level_fingerprint()` if it has one, else its spec id and the
+    first observation's repr, hashed (a user's env can define what a level is)."""
     base = env.unwrapped
+    if not hasattr(base, "grid"):
+        if toytext.is_toytext(env):
+            return toytext.fingerprint(env)
+        if hasattr(base, "level_fingerprint"):
+            return str(base.level_fingerprint())
+        raise ValueError(f"{type(base).__name__} has no level_fingerprint(): give it one returning a string "
+                         "that names the level just reset, or train and evaluate it with --all-levels / --split all.")
     carrying = tuple(int(v) for v in base.carrying.encode()) if base.carrying is not None else ()
     parts = (base.grid.encode().tobytes(), tuple(int(v) for v in base.agent_pos), int(base.agent_dir), carrying,
              base.mission)

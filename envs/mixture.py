@@ -11,6 +11,8 @@ registered ones. `task_of(env)` names the task being played (for per-task logs).
 
 from __future__ import annotations
 
+import string
+
 import gymnasium
 import numpy as np
 
@@ -31,7 +33,7 @@ class TaskMixture(gymnasium.Wrapper):
         super().__init__(tasks[self.names[0]])
         # One action space for all tasks, so seeding it (envs.make does) survives task switches.
         self.action_space = self.env.action_space
-        self.observation_space = self.env.observation_space
+        self.observation_space = _union_space([task.observation_space for task in tasks.values()])
         self._spec = spec
         self._rng = np.random.default_rng()
 
@@ -46,6 +48,16 @@ class TaskMixture(gymnasium.Wrapper):
         if seed is None:  # the task drawn may never have been seeded: seed it from the mixture's stream
             seed = int(self._rng.integers(2**31))
         return self.env.reset(seed=seed, options=options)
+
+
+def _union_space(spaces):
+    """One observation space for every task: the first task's, with a text mission space
+    when the tasks' missions differ (each MiniGrid env's MissionSpace holds its own missions only)."""
+    first = spaces[0]
+    if all(space == first for space in spaces) or not isinstance(first, gymnasium.spaces.Dict):
+        return first
+    return gymnasium.spaces.Dict({**first.spaces, "mission": gymnasium.spaces.Text(
+        max_length=1_000, charset=string.printable)})
 
 
 def task_of(env: gymnasium.Env) -> str:

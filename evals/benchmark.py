@@ -35,7 +35,9 @@ from agent.cli import (
     option,
     out_option,
     parse_and_run,
+    require,
     switch,
+    system_prompt,
 )
 from agent.episodes import Decision, Episode, ExpertAgent, LMAgent, RandomAgent, Step, play
 from agent.models import DEFAULT_MODEL
@@ -149,6 +151,11 @@ class BenchmarkConfig:
         self.specs = parse_agents(self.agents)
         self.env_ids = parse_envs(self.envs)
         self.injections = parse_injections(self.inject)
+        for env_id in self.env_ids:
+            if self.shield != "off":
+                require(env_id, "has_hazards", "--shield")
+            if any(spec.kind == "expert" for spec in self.specs):
+                require(env_id, "has_expert", "the expert agent")
         self.seeds = {env_id: held_out_seeds(env_id, self.split, self.episodes, self.seed) for env_id in self.env_ids}
         check_device(self.device)
         if self.out is None:
@@ -244,14 +251,14 @@ def versions() -> dict:
             "gymnasium": gymnasium.__version__, "minigrid": minigrid.__version__, "embodied-lm": own}
 
 
-def make_agent(spec: AgentSpec, policies: dict, seed: int, scorer: CachedScorer | None = None):
-    """The agent of `spec`; LM agents decide through `scorer` (one per agent, shared by its runs)."""
+def make_agent(spec: AgentSpec, policy, seed: int, scorer: CachedScorer | None = None):
+    """The agent of `spec`; LM agents play `policy` through `scorer` (one per agent, shared by its runs)."""
     if spec.kind == "random":
         return RandomAgent(seed=seed)
     if spec.kind == "expert":
         return ExpertAgent()
     mode = "score" if spec.kind == "llm" else "generate"
-    return LMAgent(policies[spec.adapter], mode=mode, reason=spec.kind == "llm-generate", seed=seed, scorer=scorer)
+    return LMAgent(policy, mode=mode, reason=spec.kind == "llm-generate", seed=seed, scorer=scorer)
 
 
 def held_out_seeds(env_id: str, split: str, n: int, first: int) -> list[int]:
@@ -268,10 +275,14 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: dict[
 
     began = time.perf_counter()
     torch.manual_seed(args.seed)
-    policies = {}  # adapter -> LMPolicy: each model/adapter is loaded once and shared
+    # (adapter, system part) -> LMPolicy: each model/adapter is loaded once per env family's system part
+    systems = {env_id: system_prompt(env_id) for env_id in env_ids}
+    policies = {}
     for spec in specs:
-        if spec.kind in ADAPTER_KINDS and spec.adapter not in policies:
-            policies[spec.adapter] = load_policy(args.model, spec.adapter, device=args.device)
+        for system in dict.fromkeys(systems.values()):
+            if spec.kind in ADAPTER_KINDS and (spec.adapter, system) not in policies:
+                policies[(spec.adapter, system)] = load_policy(args.model, spec.adapter, device=args.device,
+                                                               system=system)
     load_seconds = time.perf_counter() - began
     variants = {"off": [False], "on": [True], "both": [False, True]}[args.shield]
     runs = []
@@ -286,12 +297,15 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: dict[
     bar = tqdm(total=len(specs) * len(variants) * len(injections) * sum(len(seeds[e]) for e in env_ids),
                unit="episode", file=sys.stderr, mininterval=1.0, dynamic_ncols=True)
     for spec in specs:
-        # One scorer per agent, kept over its envs and variants (texts carry their mission).
-        cache = CachedScorer(policies[spec.adapter], memo=not args.no_cache) if spec.kind in ADAPTER_KINDS else None
+        # One scorer per agent and system part, kept over its envs and variants (texts carry their mission).
+        caches = {key: CachedScorer(policy, memo=not args.no_cache) for key, policy in policies.items()
+                  if key[0] == spec.adapter} if spec.kind in ADAPTER_KINDS else {}
         for env_index, env_id in enumerate(env_ids):
             probes = None
+            policy = policies.get((spec.adapter, systems[env_id]))
+            cache = caches.get((spec.adapter, systems[env_id]))
             for use_shield, injection in ((s, i) for i in injections for s in variants):
-                agent = make_agent(spec, policies, seed=args.seed, scorer=cache)
+                agent = make_agent(spec, policy, seed=args.seed, scorer=cache)
                 before = (cache.computed, cache.hits, cache.seconds) if cache else None
                 bar.set_description(f"{spec.label} {env_id}{' +shield' if use_shield else ''}"
                                     f"{f' +inject:{injection}' if injection else ''}")
@@ -308,9 +322,10 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: dict[
                 probe_seconds = 0.0
                 if probes is None:  # probed once per agent and env, on the first variant's states
                     probes = []
-                    if spec.kind == "llm-generate":
+                    # The probes parse with MiniGrid's phrases: other families get no consistency figure.
+                    if spec.kind == "llm-generate" and all(e.family == "minigrid" for e in episodes):
                         probe_began = time.perf_counter()
-                        probes = consistency_probes(policies[spec.adapter], True, episodes, args.consistency_states,
+                        probes = consistency_probes(policy, True, episodes, args.consistency_states,
                                                     args.consistency_samples, seed=args.seed * 1000 + env_index,
                                                     on_state=lambda i, n: bar.set_postfix_str(
                                                         f"consistency probe {i}/{n}", refresh=True))
@@ -330,7 +345,7 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: dict[
                 run["episodes"] = [episode_record(e) for e in episodes]
                 runs.append(run)
     bar.close()
-    policy_info = {(a or "base"): {"device": str(p.device), "bf16": p.bf16} for a, p in policies.items()}
+    policy_info = {(a or "base"): {"device": str(p.device), "bf16": p.bf16} for (a, _), p in policies.items()}
     return {
         "schema_version": SCHEMA_VERSION,
         "config": {

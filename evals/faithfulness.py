@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent.cli import (DEFAULT_MODEL, DEVICE_DOC, MODEL_DOC, SPLIT_DOC, SPLITS, THREADS_DOC, check_device,
-                       check_range, check_seed_and_threads, option, parse_and_run)
+                       check_range, check_seed_and_threads, option, parse_and_run, require)
 from agent.episodes import LMAgent, play
 from agent.explain import Explanation, ExplainingAgent
 from agent.policy import load_policy
@@ -73,6 +73,8 @@ class FaithfulnessConfig:
         if self.max_steps is not None:
             check_range("--max-steps", self.max_steps, 1)
         self.env_ids = parse_envs(self.envs)
+        for env_id in self.env_ids:
+            require(env_id, "has_claims", "evals.faithfulness")
 
 
 def run(config: FaithfulnessConfig) -> dict:

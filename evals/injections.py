@@ -11,7 +11,9 @@ Change a sentence only with a new INJECTIONS_VERSION: results name the version t
 
 from __future__ import annotations
 
-from agent.perception import describe
+from collections.abc import Mapping
+
+from agent.adapters import adapter_for
 
 INJECTIONS_VERSION = 1
 INJECTIONS = {
@@ -32,15 +34,26 @@ def inject(text: str, sentence: str) -> str:
 
 
 def describe_with(name: str | None, place: str = "obs"):
-    """A `describe` for `agent.episodes.play` that carries injection `name` (None: the clean text)."""
-    if name is None:
-        return describe
+    """A `describe_fn(obs, env)` for `agent.episodes.play` that carries injection `name`
+    (None: the adapter's clean text). At `mission`, a MiniGrid observation's mission gets
+    the sentence; in other families' texts it follows the "Mission: ..." sentence."""
     if place not in PLACES:
         raise ValueError(f"place must be one of {', '.join(PLACES)}, not {place!r}.")
+    if name is None:
+        return None
     sentence = INJECTIONS[name]
-    if place == "mission":
-        return lambda obs: describe({**obs, "mission": inject(str(obs.get("mission", "")), sentence)})
-    return lambda obs: inject(describe(obs), sentence)
+
+    def describe(obs, env):
+        adapter = adapter_for(env)
+        if place == "obs":
+            return inject(adapter.describe(obs, env), sentence)
+        if isinstance(obs, Mapping) and "mission" in obs:
+            return adapter.describe({**obs, "mission": inject(str(obs.get("mission", "")), sentence)}, env)
+        text = adapter.describe(obs, env)
+        end = text.find(". ", text.find("Mission:")) + 1 if "Mission:" in text else 0
+        return inject(text[:end], sentence) + text[end:] if end else inject("", sentence) + " " + text
+
+    return describe
 
 
 def parse_injections(text: str) -> list[str]:

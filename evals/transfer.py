@@ -33,6 +33,7 @@ from agent.cli import (
     option,
     out_option,
     parse_and_run,
+    system_prompt,
 )
 from agent.models import DEFAULT_MODEL
 from envs.babyai_text import KINDS, MIXED_TRAIN_ID, kind_id
@@ -108,11 +109,12 @@ def run_transfer(config: TransferConfig) -> dict:
     from agent.scoring import CachedScorer
 
     cells = []
-    policies = {label: load_policy(config.model, adapter, device=config.device)  # a bad adapter fails before any cell
-                for label, adapter in config.rows.items()}
+    systems = {env_id: system_prompt(env_id) for env_id in config.env_ids}  # each env family's system part
+    policies = {(label, system): load_policy(config.model, adapter, device=config.device, system=system)
+                for label, adapter in config.rows.items()  # a bad adapter fails before any cell
+                for system in dict.fromkeys(systems.values())}
     bar = tqdm(total=len(config.rows) * len(config.env_ids), unit="cell", file=sys.stderr)
     for label, adapter in config.rows.items():
-        policy = policies[label]
         trained = training_config(adapter) if adapter else {}
         training_envs = trained_on(adapter, trained) if adapter else []
         for env_id in config.env_ids:
@@ -122,6 +124,7 @@ def run_transfer(config: TransferConfig) -> dict:
             split = "all" if seen else split
             seeds = level_seeds(env_id, split, config.episodes, config.seed)
             bar.set_description(f"{label} on {env_id} ({len(seeds)} {split} levels)")
+            policy = policies[(label, systems[env_id])]
             agent = LMAgent(policy, scorer=CachedScorer(policy, batch_size=config.batch))  # greedy score mode
             began = time.perf_counter()
             episodes = play(agent, env_id, seeds, batch=len(seeds))

@@ -29,7 +29,7 @@ def tagged_demos(env_id: str, n: int, seed: int, demo_seed: int, tag) -> list[tu
     `tag` read from the env at each pair, e.g. its task or the bot's subgoal."""
     tags: list[str] = []
     pairs = collect_demos(env_id, n, 0.2, seed, level_seed=demo_seed, on_label=lambda env: tags.append(tag(env)))
-    return [(text, label, t) for (text, label, _), t in zip(pairs, tags, strict=True)]
+    return [(pair.text, pair.label, t) for pair, t in zip(pairs, tags, strict=True)]
 
 
 def report(policy, rows: list[tuple[str, int, str]], title: str) -> list[int]:

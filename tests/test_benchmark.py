@@ -166,9 +166,17 @@ def test_injected_text_goes_after_the_observation():
     from agent.perception import describe
     from evals.injections import INJECTIONS, describe_with, parse_injections
 
-    obs, _ = envs.make("MiniGrid-LavaGapS7-v0").reset(seed=0)
-    assert describe_with("lava")(obs) == describe(obs) + " " + INJECTIONS["lava"]
-    assert describe_with(None)(obs) == describe(obs)
+    env = envs.make("MiniGrid-LavaGapS7-v0")
+    obs, _ = env.reset(seed=0)
+    assert describe_with("lava")(obs, env) == describe(obs) + " " + INJECTIONS["lava"]
+    assert describe_with(None) is None  # play() then reads the adapter's clean text
+    mission = describe_with("lava", "mission")(obs, env)
+    assert mission.startswith(f"Mission: {obs['mission']}. {INJECTIONS['lava']} You see:")
+    taxi = envs.make("Taxi")
+    state, _ = taxi.reset(seed=0)
+    injected = describe_with("lava", "mission")(state, taxi)  # other families: after the mission sentence
+    assert injected.startswith("Mission: pick up the passenger and drop them off at their destination. "
+                               + INJECTIONS["lava"] + " You drive")
     assert parse_injections("all") == list(INJECTIONS) and parse_injections("none") == []
     with pytest.raises(ValueError, match="unknown name"):
         parse_injections("lava,nope")

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from agent.episodes import Decision, ExpertAgent, LMAgent, RandomAgent, front_cell, enters_hazard, play, shield
+from agent.adapters.minigrid import enters_hazard, front_cell
+from agent.episodes import Decision, ExpertAgent, LMAgent, RandomAgent, play, shield
 from agent.policy import LMPolicy
 
 LAVA_ENVS = ["MiniGrid-LavaGapS5-v0", "MiniGrid-LavaGapS7-v0", "MiniGrid-LavaCrossingS9N1-v0"]

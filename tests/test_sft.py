@@ -19,8 +19,8 @@ def test_weighted_ce_on_distinct_states_equals_ce_on_every_pair(tiny):
     pairs = collect_demos("MiniGrid-DoorKey-5x5-v0", 60, deviation=0.3, seed=0)
     states, counts = label_counts(policy, pairs)
     assert len(states) < len(pairs)  # DoorKey repeats states: the whole point of deduplication
-    every = policy.score_ids([policy.state_ids(t) for t, _, _ in pairs]).log_probs
-    per_pair = -every[torch.arange(len(pairs)), torch.tensor([a for _, a, _ in pairs])].mean()
+    every = policy.score_ids([policy.state_ids(t) for t, *_ in pairs]).log_probs
+    per_pair = -every[torch.arange(len(pairs)), torch.tensor([a for _, a, *_ in pairs])].mean()
     torch.testing.assert_close(weighted_ce(policy, states, counts), per_pair, rtol=1e-5, atol=1e-5)
 
 
@@ -89,7 +89,7 @@ def test_expert_labels_are_the_experts_at_the_learners_states():
                     train_levels=True)  # batch 1: pairs in episode order
     # Each state once per episode, in the order first visited.
     firsts = [text for e in episodes for text in dict.fromkeys(s.observation for s in e.steps)]
-    assert [text for text, _, _ in labels.pairs] == firsts
+    assert [text for text, *_ in labels.pairs] == firsts
     assert len(firsts) < sum(len(e.steps) for e in episodes)  # a random walk revisits states
     expected = {}
     for episode in episodes:
@@ -99,7 +99,7 @@ def test_expert_labels_are_the_experts_at_the_learners_states():
         for step in episode.steps:
             expected.setdefault((episode.seed, describe(obs)), expert_action(env))
             obs = env.step(step.executed)[0]
-    assert [label for _, label, _ in labels.pairs] == list(expected.values())
+    assert [pair.label for pair in labels.pairs] == list(expected.values())
 
 
 def test_dagger_round_from_an_adapter(tmp_path):
@@ -140,7 +140,7 @@ def test_demos_carry_a_true_reason_that_names_the_experts_action():
     from training.sft import collect_demos
 
     for env_id in ("MiniGrid-DoorKey-5x5-v0", "BabyAI-TextPutNextTrain-v0", "BabyAI-TextOpenTrain-v0"):
-        for text, label, answer in collect_demos(env_id, 60, deviation=0.2, seed=2):
+        for text, label, answer, _ in collect_demos(env_id, 60, deviation=0.2, seed=2):
             reason, action = split_reason(answer)
             assert action == ACTION_PHRASES[label]
             assert parse_action(reason) == ACTION_PHRASES[label], reason
@@ -156,7 +156,7 @@ def test_on_label_sees_the_env_of_each_pair():
     seen = []
     pairs = collect_demos("TextMixedTrainLocal", 40, 0.2, seed=1,
                           on_label=lambda env: seen.append((task_of(env), describe(env.unwrapped.gen_obs()))))
-    assert [text for _, text in seen] == [text for text, _, _ in pairs]
+    assert [text for _, text in seen] == [pair.text for pair in pairs]
     assert len({task for task, _ in seen}) >= 2
     for task, text in seen:
         assert ("open the" in text) == (task == "open") and ("put " in text) == (task == "putnext"), (task, text)

@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from agent.cli import SPLIT_DOC, SPLITS, LMConfig, check_range, option, parse_and_run, switch
+from agent.cli import SPLIT_DOC, SPLITS, LMConfig, check_range, option, parse_and_run, require, switch, system_prompt
 from agent.episodes import LMAgent, play, success_by_task
 from agent.policy import load_policy
 from agent.scoring import CachedScorer
@@ -78,11 +78,13 @@ class EvalConfig(LMConfig):
         check_range("--batch", self.batch, 1)
         if self.max_steps is not None:
             check_range("--max-steps", self.max_steps, 1)
+        if self.shield:
+            require(self.env, "has_hazards", "--shield")
         self.seeds = level_seeds(self.env, self.split, self.episodes, self.seed)
 
 
 def evaluate_cli(config: EvalConfig) -> EvalResult:
-    policy = load_policy(config.model, config.adapter, device=config.device)
+    policy = load_policy(config.model, config.adapter, device=config.device, system=system_prompt(config.env))
     result = evaluate(greedy_agent(policy, config.batch, config.mode), config.env, config.seeds, config.max_steps,
                       config.shield)
     print(json.dumps({"env": config.env, "adapter": config.adapter, "mode": config.mode, "split": config.split,

@@ -83,7 +83,7 @@ def parse_target_modules(text: str) -> str | list[str]:
 def trainable_policy(model: str = "smollm2-135m", init_adapter: str | None = None, rank: int = 8,
                      alpha: int = 16, target_modules: str = "all-linear", value_head: bool = True,
                      bf16: bool | None = None, device=None, lora_layers: int = 0,
-                     system: str = SCORE_SYSTEM) -> LMPolicy:
+                     system: str = SCORE_SYSTEM, phrases: tuple[str, ...] | None = None) -> LMPolicy:
     """Load `model`, add a fresh LoRA adapter or continue `init_adapter`, wrap as a policy.
 
     Only LoRA weights and the value head require gradients. LoRA dropout is left at 0 so
@@ -113,7 +113,8 @@ def trainable_policy(model: str = "smollm2-135m", init_adapter: str | None = Non
             raise ModelError(f"--target-modules {target_modules!r} does not fit {model} ({first}): "
                              "use all-linear or names like q_proj,v_proj.") from None
     lm.eval()  # no dropout anywhere: sampling noise comes only from the action sampler
-    policy = LMPolicy(lm, tokenizer, bf16=bf16, value_head=value_head, system=system)
+    policy = LMPolicy(lm, tokenizer, bf16=bf16, value_head=value_head, system=system,
+                      **({"phrases": phrases} if phrases else {}))
     if policy.bf16 and policy.device.type == "cpu":
         frozen_linears_to_bf16(lm)
     if value_head and init_adapter is not None and (Path(init_adapter) / VALUE_HEAD_FILE).is_file():

@@ -30,10 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
+import envs
 from agent import threads
-from agent.cli import check_out_folder, check_range, fail, option, parse_and_run, switch
+from agent.cli import (check_out_folder, check_range, env_adapter, fail, option, parse_and_run, require, switch,
+                       system_prompt)
 from agent.episodes import success_by_task
 from agent.policy import save_adapter
+from agent.prompts import SCORE_SYSTEM
 from agent.scoring import CachedScorer
 from training import checkpoint, lora, ppo
 from training.evaluate import EvalResult, evaluate, greedy_agent, validation_seeds
@@ -71,6 +74,9 @@ class PPOConfig(lora.TrainConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.shield:
+            require(self.env, "has_hazards", "--shield")
+        fixed_phrases(self.env)  # PPO's rollouts and update score one fixed phrase set
         for name in ("total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
                      "max_states_per_forward", "keep_checkpoints"):
             if getattr(self, name) < 1:
@@ -88,6 +94,19 @@ class PPOConfig(lora.TrainConfig):
             self.out = self.resume or f"runs/{self.env}__ppo__{self.seed}__{int(time.time())}"
             check_out_folder(self.out)
         checkpoint.check_resume(self.resume, self.out)
+
+
+def fixed_phrases(env_id: str) -> tuple[str, ...]:
+    """The one phrase set every state of `env_id` (each task of a mixture) has; ValueError if none."""
+    sets = set()
+    for part in env_id.split("+"):
+        env = envs.make(part)
+        sets.add(env_adapter(part).fixed_actions(env))
+        env.close()
+    if None in sets or len(sets) > 1:
+        raise ValueError(f"PPO here scores one fixed phrase set, and {env_id} gives "
+                         f"{'per-state actions' if None in sets else 'several sets'}: train it with training/sft.py.")
+    return sets.pop()
 
 
 class ScoringModule(nn.Module):
@@ -192,7 +211,8 @@ def setup(config: PPOConfig, resume_files: dict | None) -> Run:
     torch.manual_seed(config.seed)
     policy = lora.trainable_policy(config.model, config.init_adapter, config.lora_rank, config.lora_alpha,
                                    config.target_modules, value_head=True, bf16=config.bf16, device=accelerator.device,
-                                   lora_layers=config.lora_layers)
+                                   lora_layers=config.lora_layers, system=system_prompt(config.env) or SCORE_SYSTEM,
+                                   phrases=fixed_phrases(config.env))
     params = lora.trainable_parameters(policy)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, eps=1e-5)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from agent.episodes import Decision, shield, take_step
-from agent.perception import describe
+from agent.adapters import adapter_for
 from agent.scoring import CachedScorer
 from envs import seeds as seed_policy
 from envs.levels import training_env
@@ -70,7 +70,7 @@ class EnvPool:
         slot.obs, _ = slot.env.reset(seed=slot.seed)
 
     def texts(self) -> list[str]:
-        return [describe(slot.obs) for slot in self.slots]
+        return [adapter_for(slot.env).describe(slot.obs, slot.env) for slot in self.slots]
 
     def step(self, actions: list[int]) -> tuple[list[float], list[bool], list[Finished]]:
         """Step every env; returns rewards, done flags (episode ended after this step), finished episodes."""
@@ -108,8 +108,9 @@ class EnvPool:
         for slot, saved in zip(self.slots, state):
             slot.episode = saved["episode"] - 1
             self._next_episode(slot)
+            adapter = adapter_for(slot.env)
             for action in saved["actions"]:
-                slot.obs, reward, *_ = slot.env.step(action)
+                slot.obs, reward, *_ = slot.env.step(adapter.env_action(action, slot.obs, slot.env))
                 slot.actions.append(action)
                 slot.ep_return += float(reward)
 
@@ -135,7 +136,7 @@ def shield_actions(pool: EnvPool, actions: torch.Tensor, log_probs: torch.Tensor
     (`agent.episodes.shield`); returns the actions to execute and how many were blocked."""
     executed, blocked = [], 0
     for slot, action, row in zip(pool.slots, actions.tolist(), log_probs.tolist()):
-        safe, was_blocked = shield(slot.obs, Decision(action, probs=row))  # log-probs rank like probs
+        safe, was_blocked = shield(slot.obs, Decision(action, probs=row), adapter_for(slot.env))  # log-probs rank like probs
         executed.append(safe)
         blocked += was_blocked
     return executed, blocked

@@ -47,14 +47,14 @@ import torch
 from tqdm import tqdm
 
 from agent.actions import ACTION_PHRASES
-from agent.cli import check_range, fail, option, out_option, parse_and_run, switch
+from agent.adapters import adapter_for
+from agent.cli import check_range, fail, option, out_option, parse_and_run, require, switch, system_prompt
 from agent.episodes import play, success_by_task, take_step
-from agent.perception import describe
 from agent.policy import save_adapter
-from agent.prompts import REASON_SYSTEM, SCORE_SYSTEM, encode
+from agent.prompts import SCORE_SYSTEM, encode, writing_system
 from agent.scoring import CachedScorer
 from envs import seeds as seed_policy
-from envs.expert import NoPlanError, expert_action, expert_target
+from envs.expert import NoPlanError, expert_target
 from envs.levels import training_env
 from training import checkpoint, lora
 from training.evaluate import evaluate, greedy_agent, validation_seeds
@@ -143,44 +143,68 @@ class SFTConfig(lora.TrainConfig):
                              "--learner-episodes N, or drop them.")
         if self.demos_only and (self.learner_episodes or self.pairs or self.resume):
             raise ValueError("--demos-only only collects expert pairs: drop --learner-episodes, --pairs and --resume.")
+        require(self.env, "has_expert", "behaviour cloning")
+        if self.learner_env:
+            require(self.learner_env, "has_expert", "--learner-env")
         if self.learner_episodes and not self.init_adapter:
             raise ValueError("--learner-episodes plays the policy being corrected: give it with --init-adapter "
                              "(e.g. runs/sft/final).")
 
 
+class Pair(NamedTuple):
+    """One labelled state: the text, the expert's phrase index, the written answer (generate
+    mode) and the state's own phrases (None: MiniGrid's seven, the policy's default)."""
+
+    text: str
+    label: int
+    answer: str
+    phrases: tuple[str, ...] | None = None
+
+
+def labelled(adapter, obs, env, label: int) -> Pair:
+    """The pair of a state the expert labelled: MiniGrid's answers give a reason (training.reasons)."""
+    phrases = adapter.actions(obs, env)
+    if phrases == ACTION_PHRASES:
+        return Pair(adapter.describe(obs, env), label, training_text(obs, label, expert_target(env)))
+    return Pair(adapter.describe(obs, env), label, f"Action: {phrases[label]}", tuple(phrases))
+
+
 def collect_demos(env_id: str, n: int, deviation: float, seed: int, all_levels: bool = False,
-                  level_seed: int = 0, on_label: Callable[[object], None] | None = None) -> list[tuple[str, int, str]]:
-    """`n` (observation text, expert action, written answer with its reason) triples from
-    consecutive training-level episodes; `seed` draws the deviations, `level_seed` the levels.
-    `on_label(env)` runs once per pair, after the expert labelled it (measurement scripts
-    record the pair's task or the bot's subgoal with it)."""
+                  level_seed: int = 0, on_label: Callable[[object], None] | None = None) -> list[Pair]:
+    """`n` labelled pairs (`Pair`) from consecutive training-level episodes of the env's
+    expert; `seed` draws the deviations, `level_seed` the levels. `on_label(env)` runs once
+    per pair, after the expert labelled it (measurement scripts record the pair's task or
+    the bot's subgoal with it)."""
     rng = np.random.default_rng(seed)
-    pairs: list[tuple[str, int, str]] = []
+    pairs: list[Pair] = []
     episode = 0
     env = training_env(env_id, all_levels)
     while len(pairs) < n:
         obs, _ = env.reset(seed=seed_policy.train_seed(level_seed % seed_policy.MAX_ENV_SLOTS, episode,
                                                        seed_policy.SFT_STREAM))
+        adapter = adapter_for(env)  # per episode: a mixture's task can change family
         episode += 1
         done, action = False, None
         while not done and len(pairs) < n:
             try:
-                label = int(expert_action(env, action))  # the action taken, so the BabyAI bot replans after a deviation
+                label = int(adapter.expert(env, action))  # the action taken, so the BabyAI bot replans after a deviation
             except NoPlanError:  # a deviation made the level unsolvable: start the next one
                 break
-            pairs.append((describe(obs), label, training_text(obs, label, expert_target(env))))
+            pair = labelled(adapter, obs, env, label)
+            pairs.append(pair)
             if on_label is not None:
                 on_label(env)
-            action = int(rng.integers(len(ACTION_PHRASES))) if rng.random() < deviation else label
-            outcome = take_step(env, obs, action)
+            size = len(pair.phrases or ACTION_PHRASES)
+            action = int(rng.integers(size)) if rng.random() < deviation else label
+            outcome = take_step(env, obs, action, adapter)
             obs, done = outcome.obs, outcome.done
     env.close()
     return pairs
 
 
 class ExpertLabels:
-    """Plays `agent`'s actions and keeps (observation text, expert action, written answer) at
-    the states it visits: the learner chooses where to go, the expert says what it should have done.
+    """Plays `agent`'s actions and keeps labelled pairs (`Pair`) at the states it visits: the
+    learner chooses where to go, the expert says what it should have done.
 
     A state is kept once per episode: a greedy learner stuck in a two-state loop would
     otherwise weigh one state 60 times and drown the rest of the data (a first DAgger
@@ -190,22 +214,40 @@ class ExpertLabels:
         self.agent, self.pairs = agent, []
         self._last: dict[int, int] = {}  # id(env) -> the action it executed last, for the BabyAI bot
         self._seen: dict[int, set[str]] = {}  # id(env) -> texts labelled in its current episode
+        self._steps: dict[int, int] = {}  # id(env) -> decisions seen in its current episode
 
     def decide(self, observations, texts, env_list):
         decisions = self.agent.decide(observations, texts, env_list)
         for obs, text, env, decision in zip(observations, texts, env_list, decisions):
-            if env.unwrapped.step_count == 0:  # a new episode in this env
+            adapter = adapter_for(env)
+            if _episode_step(env) == 0:  # a new episode in this env
                 self._seen[id(env)] = set()
             seen = self._seen.setdefault(id(env), set())
             try:
-                label = int(expert_action(env, self._last.get(id(env))))  # every step: the BabyAI bot follows along
+                label = int(adapter.expert(env, self._last.get(id(env))))  # every step: the BabyAI bot follows along
             except NoPlanError:  # the learner made the level unsolvable: no label here
                 label = None
             if label is not None and text not in seen:
                 seen.add(text)
-                self.pairs.append((text, label, training_text(obs, label, expert_target(env))))
+                self.pairs.append(labelled(adapter, obs, env, label)._replace(text=text))
             self._last[id(env)] = decision.action
         return decisions
+
+
+def _episode_step(env) -> int:
+    """Steps taken in the current episode: MiniGrid counts them; elsewhere the wrapper
+    gymnasium.make adds for the step limit does."""
+    base = env.unwrapped
+    if hasattr(base, "step_count"):
+        return base.step_count
+    limit = next((e for e in _wrappers(env) if hasattr(e, "_elapsed_steps")), None)
+    return limit._elapsed_steps if limit is not None else 0
+
+
+def _wrappers(env):
+    while env is not env.unwrapped:
+        yield env
+        env = env.env
 
 
 def collect_learner_pairs(policy, env_id: str, episodes: int, seed: int, all_levels: bool = False):
@@ -221,35 +263,43 @@ def collect_learner_pairs(policy, env_id: str, episodes: int, seed: int, all_lev
     return labels.pairs, sum(e.success for e in played) / len(played), by_task
 
 
-def save_pairs(pairs: list[tuple[str, int, str]], path: Path) -> None:
+def save_pairs(pairs: list[Pair], path: Path) -> None:
     with path.open("w") as f:
-        for text, label, answer in pairs:
-            f.write(json.dumps({"text": text, "label": label, "answer": answer}) + "\n")
+        for text, label, answer, phrases in pairs:
+            row = {"text": text, "label": label, "answer": answer}
+            if phrases is not None:
+                row["phrases"] = list(phrases)
+            f.write(json.dumps(row) + "\n")
 
 
-def load_pairs(path: str) -> list[tuple[str, int, str]]:
+def load_pairs(path: str) -> list[Pair]:
     with open(path) as f:
-        return [(row["text"], int(row["label"]), row["answer"]) for row in map(json.loads, f)]
+        return [Pair(row["text"], int(row["label"]), row["answer"],
+                     tuple(row["phrases"]) if row.get("phrases") is not None else None) for row in map(json.loads, f)]
 
 
-def label_counts(policy, pairs: list[tuple[str, int, str]]) -> tuple[list[list[int]], torch.Tensor]:
-    """Distinct state token ids and, per state, how often each action was the label (S x A)."""
-    index: dict[tuple[int, ...], int] = {}
+def label_counts(policy, pairs: list[Pair]) -> tuple[list[tuple[list[int], tuple | None]], torch.Tensor]:
+    """Distinct states (token ids, own phrases or None) and, per state, how often each of its
+    actions was the label (S x A, A the largest set)."""
+    index: dict[tuple, int] = {}
     counts: list[list[float]] = []
     scorer = CachedScorer(policy)  # its text -> ids memo
-    for text, label, _ in pairs:
-        ids = scorer.ids(text)
-        if ids not in index:
-            index[ids] = len(counts)
-            counts.append([0.0] * len(ACTION_PHRASES))
-        counts[index[ids]][label] += 1
-    return [list(s) for s in index], torch.tensor(counts)
+    for text, label, _, phrases in pairs:
+        key = (scorer.ids(text), phrases)
+        if key not in index:
+            index[key] = len(counts)
+            counts.append([0.0] * len(phrases or ACTION_PHRASES))
+        counts[index[key]][label] += 1
+    width = max(map(len, counts), default=len(ACTION_PHRASES))
+    return [(list(s), p) for s, p in index], torch.tensor([row + [0.0] * (width - len(row)) for row in counts])
 
 
-def weighted_ce(policy, states: list[list[int]], counts: torch.Tensor) -> torch.Tensor:
-    """Mean over the pairs behind `states` of -log pi(label | state)."""
-    log_probs = policy.score_ids(states).log_probs
-    return -(counts.to(log_probs.device) * log_probs).sum() / counts.sum()
+def weighted_ce(policy, states: list[tuple[list[int], tuple | None]], counts: torch.Tensor) -> torch.Tensor:
+    """Mean over the pairs behind `states` of -log pi(label | state), over each state's own phrases."""
+    sets = [p or policy.phrases for _, p in states] if any(p is not None for _, p in states) else None
+    log_probs = policy.score_ids([s for s, _ in states], sets).log_probs
+    counts = counts.to(log_probs.device)[:, :log_probs.shape[1]]
+    return -torch.where(counts > 0, counts * log_probs, 0.0).sum() / counts.sum()
 
 
 def answer_counts(policy, pairs: list[tuple[str, int, str]]) -> tuple[list[tuple[list[int], list[int]]], torch.Tensor]:
@@ -258,7 +308,7 @@ def answer_counts(policy, pairs: list[tuple[str, int, str]]) -> tuple[list[tuple
     counts: list[float] = []
     scorer = CachedScorer(policy)
     end = policy.tokenizer.convert_tokens_to_ids(policy.tokenizer.eos_token)  # where generation stops
-    for text, _, answer in pairs:
+    for text, _, answer, _ in pairs:
         key = (scorer.ids(text), tuple(encode(policy.tokenizer, answer)) + (end,))
         if key not in index:
             index[key] = len(counts)
@@ -284,7 +334,7 @@ class Objective(NamedTuple):
     length: Callable
 
 
-SCORE = Objective(label_counts, weighted_ce, len)
+SCORE = Objective(label_counts, weighted_ce, lambda item: len(item[0]))
 GENERATE = Objective(answer_counts, answer_ce, lambda item: len(item[0]) + len(item[1]))
 
 
@@ -383,6 +433,15 @@ def write_demos(config: SFTConfig) -> dict:
     return summary
 
 
+def training_system(config: SFTConfig) -> str:
+    """The system part trained under: the env family's (MiniGrid's SCORE_SYSTEM by default),
+    in generate mode with its answer format (MiniGrid's answers carry reasons)."""
+    system = system_prompt(config.env)
+    if config.mode == "score":
+        return system or SCORE_SYSTEM
+    return writing_system(system or SCORE_SYSTEM, reason=system is None)
+
+
 def train(config: SFTConfig) -> dict:
     if config.demos_only:
         return write_demos(config)
@@ -394,7 +453,7 @@ def train(config: SFTConfig) -> dict:
     policy = lora.trainable_policy(config.model, config.init_adapter, rank=config.lora_rank, alpha=config.lora_alpha,
                                    target_modules=config.target_modules, value_head=False, bf16=config.bf16,
                                    device=config.device, lora_layers=config.lora_layers,
-                                   system=REASON_SYSTEM if config.mode == "generate" else SCORE_SYSTEM)
+                                   system=training_system(config))
     if config.lower_cache:
         policy.keep_lower_rows(config.lower_cache)
     # Write nothing before the model has loaded: a bad --model must leave an existing --out as it was.
