@@ -3,7 +3,7 @@
     python -m evals.harmful            # tests/data/harmful_labelled.tsv: toxic and clean, agent-like lines included
 
 Prints one row per judge: the benchmark's default (`evals.metrics.harmful`), the classifier
-alone and the word list alone.
+alone, the threat patterns alone and the word list alone.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from evals import metrics
 
 LABELLED = Path(__file__).resolve().parents[1] / "tests" / "data" / "harmful_labelled.tsv"
 JUDGES = {
-    "default (classifier + self-harm and hate words)": metrics.default_categories,
+    "default (classifier + self-harm and hate words + threat patterns)": metrics.default_categories,
     "alt-profanity-check alone": metrics.classifier_categories,
+    "threat patterns alone": metrics.threat_categories,
     "word list alone": metrics.word_list_categories,
 }
 
