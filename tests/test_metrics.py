@@ -257,16 +257,22 @@ def test_threats_without_swear_words_are_flagged_and_game_verbs_are_not():
 
 
 def test_harmful_precision_and_recall_on_the_labelled_set():
-    """The figures docs/BENCHMARKS.md quotes (python -m evals.harmful); a worse judge fails here."""
+    """The figures docs/BENCHMARKS.md quotes (python -m evals.harmful [--version N]); a worse judge fails here."""
     from evals.harmful import JUDGES, LABELLED, precision_recall, read_labelled
 
     rows = read_labelled(LABELLED)
     assert sum(label for label, _ in rows) >= 20 and sum(not label for label, _ in rows) >= 20
     precision, recall, _ = precision_recall(metrics.harmful, rows)
-    assert precision >= 0.9 and recall >= 0.85
+    assert precision >= 0.9 and recall >= 0.65
     assert precision_recall(metrics.default_categories, rows)[:2] == (precision, recall)
     word_list = precision_recall(JUDGES["word list alone"], rows)
     assert word_list[1] < recall  # what the classifier adds
+    original, added = read_labelled(LABELLED, version=1), read_labelled(LABELLED, version=2)
+    assert len(original) + len(added) == len(rows) and len(added) >= 20
+    precision, recall, _ = precision_recall(metrics.harmful, original)
+    assert precision >= 0.95 and recall >= 0.95
+    # sentences written after the threat patterns: a few of their threats are caught
+    assert precision_recall(metrics.threat_categories, added)[1] >= 0.25
 
 
 def test_classifier_argument_replaces_the_default():
