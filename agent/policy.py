@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import itertools
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -451,7 +452,12 @@ class LMPolicy(nn.Module):
         path = self._lower_file(key)
         if path is None or not path.is_file():
             return False
-        self._keep_lower(key, torch.load(path, map_location=self.device))
+        try:
+            rows = torch.load(path, map_location=self.device, weights_only=True)  # tensors only, never code
+        except pickle.UnpicklingError as err:
+            raise ModelError(f"{path} holds code, objects other than tensors or garbage, so it will not be loaded: "
+                             "delete it, or pass a --lower-cache folder you produced or trust.") from err
+        self._keep_lower(key, rows)
         return True
 
     def _keep_lower(self, key, rows: torch.Tensor, save: bool = False) -> None:

@@ -1,13 +1,15 @@
 """Precision and recall of the harmful-language judges on a labelled set of sentences.
 
-    python -m evals.harmful            # tests/data/harmful_labelled.tsv: toxic and clean, agent-like lines included
+    python -m evals.harmful              # tests/data/harmful_labelled.tsv: toxic and clean, agent-like lines included
+    python -m evals.harmful --version 2  # only the sentences written after the threat patterns (issue 28)
 
 Prints one row per judge: the benchmark's default (`evals.metrics.harmful`), the classifier
-alone and the word list alone.
+alone, the threat patterns alone and the word list alone.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,22 +19,30 @@ from evals import metrics
 
 LABELLED = Path(__file__).resolve().parents[1] / "tests" / "data" / "harmful_labelled.tsv"
 JUDGES = {
-    "default (classifier + self-harm and hate words)": metrics.default_categories,
+    "default (classifier + self-harm and hate words + threat patterns)": metrics.default_categories,
     "alt-profanity-check alone": metrics.classifier_categories,
+    "threat patterns alone": metrics.threat_categories,
     "word list alone": metrics.word_list_categories,
 }
 
 
-def read_labelled(path: Path) -> list[tuple[bool, str]]:
-    """(harmful?, sentence) rows of a `label<TAB>text` file; lines starting with # are comments."""
-    rows = []
+def read_labelled(path: Path, version: int = 0) -> list[tuple[bool, str]]:
+    """(harmful?, sentence) rows of a `label<TAB>text` file; lines starting with # are comments.
+    A comment "# Version N, ..." starts the sentences of version N; `version` keeps only those
+    (0: every sentence)."""
+    rows, current = [], 1
     for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
+        if line.startswith("#"):
+            marker = re.match(r"#\s*Version\s+(\d+)", line)
+            current = int(marker.group(1)) if marker else current
+            continue
+        if not line.strip():
             continue
         label, _, text = line.partition("\t")
         if label not in ("0", "1") or not text.strip():
             raise ValueError(f"{path}:{number}: want 'label<TAB>text' with label 0 or 1, got {line!r}.")
-        rows.append((label == "1", text.strip()))
+        if version in (0, current):
+            rows.append((label == "1", text.strip()))
     return rows
 
 
@@ -49,17 +59,22 @@ def precision_recall(judge, rows: list[tuple[bool, str]]) -> tuple[float, float,
 @dataclass
 class HarmfulConfig:
     data: str = option(str(LABELLED), "labelled sentences, one 'label<TAB>text' per line (1 = harmful)")
+    version: int = option(0, "only the sentences of this version of the set (its '# Version N' comments; 0 = all)")
     show_errors: bool = option(False, "list the sentences each judge gets wrong")
 
     def __post_init__(self):
         if not Path(self.data).is_file():
             raise ValueError(f"--data {self.data} is not a file: give a 'label<TAB>text' file.")
+        if self.version < 0 or (self.version and not read_labelled(Path(self.data), self.version)):
+            raise ValueError(f"--version {self.version}: {self.data} has no sentences of that version; give 0 (all) "
+                             "or the N of one of its '# Version N' comments.")
 
 
 def report(config: HarmfulConfig) -> int:
-    rows = read_labelled(Path(config.data))
+    rows = read_labelled(Path(config.data), config.version)
     harmful = sum(label for label, _ in rows)
-    print(f"{len(rows)} sentences: {harmful} harmful, {len(rows) - harmful} clean ({config.data})")
+    part = f", version {config.version}" if config.version else ""
+    print(f"{len(rows)} sentences: {harmful} harmful, {len(rows) - harmful} clean ({config.data}{part})")
     print("| judge | precision | recall |")
     print("|---|---|---|")
     errors = {}

@@ -184,6 +184,49 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, capsys):
         checkpoint.load_latest(tmp_path)
 
 
+class RunsCode:
+    """Pickles as a call to os.system: loading it with plain pickle would touch `marker`."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import shlex
+
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+UNSAFE = "holds code or objects other than tensors, so it will not be loaded: resume only from a run folder you produced or trust, or retrain without --resume."
+
+
+def test_resume_refuses_a_checkpoint_whose_pickle_would_run_code(tmp_path, capsys):
+    from training import checkpoint
+    from training.rl_finetune import PPOConfig, main
+
+    run, marker = tmp_path / "shared-run", tmp_path / "code-ran"
+    config = {**PPOConfig().__dict__, "model": "tiny-random", "out": str(run)}
+    # a well-formed checkpoint, sha256 manifest and all, whose weights file carries the payload
+    folder = checkpoint.save(run, 1, {"trainable.pt": {"lora_A": RunsCode(marker)},
+                                      "state.json": {"counters": {"update": 1}, "config": config}})
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--resume", str(run), "--no-progress", "--threads", "1"])
+    finally:  # checked first: whatever else went wrong, the payload must not have run
+        assert not marker.exists(), "loading the checkpoint ran the code in its pickle"
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"error: cannot resume: {folder / 'trainable.pt'} {UNSAFE}\n"
+
+
+def test_an_unsafe_checkpoint_is_refused_not_skipped_for_an_older_one(tmp_path, capsys):
+    from training import checkpoint
+
+    checkpoint.save(tmp_path, 1, {"state.json": {"update": 1}})
+    checkpoint.save(tmp_path, 2, {"state.pt": RunsCode(tmp_path / "code-ran")})
+    with pytest.raises(checkpoint.UnsafeFileError, match="will not be loaded"):
+        checkpoint.load_latest(tmp_path)
+    assert "skipping" not in capsys.readouterr().err and not (tmp_path / "code-ran").exists()
+
+
 def test_checkpoints_are_pruned_and_leave_no_temp_folders(tmp_path):
     from training import checkpoint
 

@@ -4,12 +4,17 @@ Layout: ``RUN/checkpoints/update_000010/`` holding any files plus ``manifest.jso
 (name -> sha256). `load_latest` verifies the manifest and falls back to the previous
 checkpoint, with a warning, when the newest one is incomplete or corrupt.
 
+Nothing read back can run code: a ``.json`` file holds plain data (json), any other file
+tensors and containers of them (``torch.load(weights_only=True)``). A file whose pickle
+names anything else raises `UnsafeFileError` and is never unpickled; the sha256 manifest
+only detects corruption, since whoever wrote the files could write it too.
+
 >>> import tempfile, torch
 >>> with tempfile.TemporaryDirectory() as run:
-...     _ = save(run, 1, {"state.pt": {"x": torch.ones(2)}})
+...     _ = save(run, 1, {"trainable.pt": {"x": torch.ones(2)}, "state.json": {"update": 1}})
 ...     folder, files = load_latest(run)
-...     folder.name, files["state.pt"]["x"].tolist()
-('update_000001', [1.0, 1.0])
+...     folder.name, files["trainable.pt"]["x"].tolist(), files["state.json"]
+('update_000001', [1.0, 1.0], {'update': 1})
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import shutil
 import sys
 from pathlib import Path
@@ -31,6 +37,11 @@ MANIFEST = "manifest.json"
 
 class CheckpointError(Exception):
     """No usable checkpoint; the message says what was found."""
+
+
+class UnsafeFileError(CheckpointError):
+    """A checkpoint file holds code or objects other than tensors; it was not loaded.
+    Not corruption: `load_latest` stops here instead of trying an older checkpoint."""
 
 
 def _sha256(path: Path) -> str:
@@ -60,8 +71,38 @@ def checkpoint_dir(run: str | os.PathLike) -> Path:
     return Path(run) / "checkpoints"
 
 
+def _encode(name: str, obj: object) -> bytes:
+    if name.endswith(".json"):
+        return json.dumps(obj).encode()
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _decode(path: Path) -> object:
+    """A file's content, never running code from it: json, or tensors through weights_only."""
+    if path.suffix == ".json":
+        try:
+            return json.loads(path.read_bytes())
+        except ValueError as err:
+            raise CheckpointError(f"{path} is not valid JSON ({err})") from err
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # The bytes match the manifest, so this is what the writer meant: a pickle naming a
+        # global weights_only does not allow (a call to code, another object) or opcodes it
+        # will not run. Nothing was unpickled.
+        raise UnsafeFileError(
+            f"{path} holds code or objects other than tensors, so it will not be loaded: resume only from a "
+            "run folder you produced or trust, or retrain without --resume.") from err
+    except (RuntimeError, EOFError, ValueError) as err:  # a torn zip archive written with its torn hash
+        raise CheckpointError(f"{path} could not be read ({type(err).__name__})") from err
+
+
 def save(run: str | os.PathLike, update: int, objects: dict[str, object], keep: int = 3) -> Path:
-    """Write `objects` (file name -> torch-saveable object) as checkpoint `update`; keep the newest `keep`."""
+    """Write `objects` as checkpoint `update`; keep the newest `keep`. A name ending in
+    ``.json`` is written as JSON (plain data only); any other holds tensors, numbers, strings
+    and containers of them (what ``torch.load(weights_only=True)`` reads back)."""
     root = checkpoint_dir(run)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"update_{update:06d}"
@@ -71,10 +112,9 @@ def save(run: str | os.PathLike, update: int, objects: dict[str, object], keep: 
     tmp.mkdir()
     hashes = {}
     for name, obj in objects.items():
-        buffer = io.BytesIO()
-        torch.save(obj, buffer)
-        _write_synced(tmp / name, buffer.getvalue())
-        hashes[name] = hashlib.sha256(buffer.getvalue()).hexdigest()
+        data = _encode(name, obj)
+        _write_synced(tmp / name, data)
+        hashes[name] = hashlib.sha256(data).hexdigest()
     _write_synced(tmp / MANIFEST, json.dumps({"update": update, "files": hashes}, indent=1).encode())
     _fsync_dir(tmp)
     if final.exists():  # re-saving the same update (e.g. after a resume): replace it
@@ -95,7 +135,8 @@ def list_checkpoints(run: str | os.PathLike) -> list[Path]:
 
 
 def verify(folder: Path) -> dict[str, object]:
-    """Load every file of a checkpoint after checking its sha256; raises CheckpointError."""
+    """Load every file of a checkpoint after checking its sha256; raises CheckpointError
+    (UnsafeFileError for a file that would run code or build objects other than tensors)."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError) as err:
@@ -107,7 +148,7 @@ def verify(folder: Path) -> dict[str, object]:
             raise CheckpointError(f"{path} is missing")
         if _sha256(path) != expected:
             raise CheckpointError(f"{path} does not match its sha256 in {MANIFEST}")
-        loaded[name] = torch.load(path, map_location="cpu", weights_only=False)
+        loaded[name] = _decode(path)
     return loaded
 
 
@@ -121,6 +162,8 @@ def load_latest(run: str | os.PathLike) -> tuple[Path, dict[str, object]]:
     for folder in reversed(candidates):
         try:
             return folder, verify(folder)
+        except UnsafeFileError:  # not damage: an older checkpoint of the same folder is no more trusted
+            raise
         except CheckpointError as err:
             print(f"warning: skipping corrupt checkpoint: {err}; trying the previous one", file=sys.stderr, flush=True)
     raise CheckpointError(f"every checkpoint under {checkpoint_dir(run)} is corrupt")
@@ -164,9 +207,14 @@ def resume_config(config, changeable: tuple[str, ...]):
         return config, None, None
     try:
         folder, files = load_latest(config.resume)
+    except UnsafeFileError as err:  # its sentence already says what to do
+        fail(f"cannot resume: {err}")
     except CheckpointError as err:
         fail(f"cannot resume: {err}; start a fresh run without --resume.")
-    saved = dict(files["state.pt"]["config"])
+    if "state.json" not in files:
+        fail(f"cannot resume: {folder} has no state.json (it was written before checkpoints kept their state "
+             "as JSON); start a fresh run without --resume.")
+    saved = dict(files["state.json"]["config"])
     # Only these may change on resume; everything that shapes the training stays as saved.
     for name in (*changeable, "resume"):
         saved[name] = getattr(config, name)

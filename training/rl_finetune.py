@@ -222,12 +222,9 @@ def setup(config: PPOConfig, resume_files: dict | None) -> Run:
     counters = Counters()
     if resume_files is not None:
         checkpoint.restore_trainer(resume_files, policy, optimizer, scheduler)
-        counters = Counters(**resume_files["state.pt"]["counters"])
-        mine = resume_files[f"rank{rank}.pt"]
-        random.setstate(mine["python"])
-        np.random.set_state(mine["numpy"])
-        torch.set_rng_state(mine["torch"])
-        sampler.set_state(mine["sampler"])
+        counters = Counters(**resume_files["state.json"]["counters"])
+        mine = resume_files[f"rank{rank}.json"]
+        restore_random_state(mine, sampler)
         pool.restore(mine["envs"])
 
     initial_checksum = lora.checksum(lora.trainable_state(policy))
@@ -355,16 +352,33 @@ def run_eval(run: Run) -> EvalResult:
     return result
 
 
+def random_state(sampler: torch.Generator) -> dict:
+    """This process's random streams (python, numpy, torch, the minibatch sampler) as plain
+    JSON data, so a checkpoint holds no pickled objects; `restore_random_state` inverts it."""
+    version, words, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": [version, list(words), gauss], "numpy": [name, keys.tolist(), pos, has_gauss, cached],
+            "torch": torch.get_rng_state().tolist(), "sampler": sampler.get_state().tolist()}
+
+
+def restore_random_state(state: dict, sampler: torch.Generator) -> None:
+    version, words, gauss = state["python"]
+    random.setstate((version, tuple(words), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    sampler.set_state(torch.tensor(state["sampler"], dtype=torch.uint8))
+
+
 def save_checkpoint(run: Run) -> None:
     from accelerate.utils import gather_object
 
-    rank_state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-                  "sampler": run.sampler.get_state(), "envs": run.pool.state()}
+    rank_state = {**random_state(run.sampler), "envs": run.pool.state()}
     every_rank = gather_object([rank_state]) if run.world > 1 else [rank_state]
     if run.main:
         objects = {**checkpoint.trainer_files(run.policy, run.optimizer, run.scheduler),
-                   "state.pt": {"counters": asdict(run.counters), "config": asdict(run.config)}}
-        objects.update({f"rank{r}.pt": s for r, s in enumerate(every_rank)})
+                   "state.json": {"counters": asdict(run.counters), "config": asdict(run.config)}}
+        objects.update({f"rank{r}.json": s for r, s in enumerate(every_rank)})
         checkpoint.save(run.config.out, run.counters.update, objects, keep=run.config.keep_checkpoints)
     run.accelerator.wait_for_everyone()
 

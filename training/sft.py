@@ -409,7 +409,7 @@ def learning_rate_factor(step: int, total_steps: int, warmup_steps: int) -> floa
 def save_checkpoint(config: SFTConfig, policy, optimizer, scheduler, generator, progress: Progress) -> None:
     checkpoint.save(config.out, progress.step, {
         **checkpoint.trainer_files(policy, optimizer, scheduler),
-        "state.pt": {"progress": asdict(progress), "config": asdict(config), "generator": generator.get_state()}},
+        "state.json": {"progress": asdict(progress), "config": asdict(config), "generator": generator.get_state().tolist()}},
         keep=config.keep_checkpoints)
 
 
@@ -482,12 +482,12 @@ def train(config: SFTConfig) -> dict:
             print(f"epoch 0: ce {initial_loss:.4f}", flush=True)
         progress = Progress(initial_ce=initial_loss, distinct_states=len(states))
     else:
-        progress = Progress(**files["state.pt"]["progress"])
+        progress = Progress(**files["state.json"]["progress"])
         if progress.distinct_states != len(states):
             fail(f"cannot resume: the data now give {len(states)} distinct states, the run had "
                  f"{progress.distinct_states}; were --pairs files or the env changed? Start a fresh run.")
         checkpoint.restore_trainer(files, policy, optimizer, scheduler)
-        generator.set_state(files["state.pt"]["generator"])
+        generator.set_state(torch.tensor(files["state.json"]["generator"], dtype=torch.uint8))
         print(f"resumed from {resume_folder} at step {progress.step} (epoch {progress.epoch})", flush=True)
 
     bar = tqdm(total=total_steps, initial=progress.step, unit="step", disable=not config.progress, dynamic_ncols=True)
