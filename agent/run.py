@@ -1,6 +1,7 @@
 """Watch an LM play a MiniGrid or BabyAI level.
 
-    python -m agent.run --env MiniGrid-DoorKey
+    python -m agent.run --env MiniGrid-DoorKey                  # plays adapters/doorkey-5x5, trained for it
+    python -m agent.run --env MiniGrid-DoorKey --adapter none    # the zero-shot model
     python -m agent.run --env BabyAI-GoToObj --mode generate --reason --render ascii
     python -m agent.run --env MiniGrid-DoorKey --adapter adapters/doorkey-5x5 --gif episode.gif
     python -m agent.run --env MiniGrid-DoorKey --adapter adapters/doorkey-5x5 --explain
@@ -8,10 +9,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import envs
 from agent.actions import ACTION_PHRASES
@@ -20,6 +23,7 @@ from agent.episodes import LMAgent, play
 from agent.explain import ExplainingAgent
 from agent.gif import write_gif
 from agent.policy import load_policy
+from agent.zoo import trained_for
 
 EPILOG = ("Short env names pick the smallest size: MiniGrid-DoorKey -> MiniGrid-DoorKey-5x5-v0. "
           "--list-envs prints every id.")
@@ -27,7 +31,9 @@ EPILOG = ("Short env names pick the smallest size: MiniGrid-DoorKey -> MiniGrid-
 
 @dataclass
 class RunConfig(LMConfig):
-    adapter: str | None = option(None, "LoRA adapter folder written by training/")
+    adapter: str | None = option("auto", "LoRA adapter folder written by training/; auto: the committed adapter "
+                                         "trained for --env when there is one (adapters/, default model only), "
+                                         "none: the zero-shot model")
     mode: str = option("score", "score: rank the 7 action phrases (never invalid); generate: free text, then parse",
                        choices=("score", "generate"))
     reason: bool = switch("generate mode: a one-sentence reason before the action")
@@ -40,6 +46,7 @@ class RunConfig(LMConfig):
     explain: bool = switch("after each decision, the parts of the text (mission, objects seen, in front, holding) "
                            "whose removal lowers the chosen action's probability most (occlusion, agent/explain.py)")
     json: bool = switch("print one machine-readable summary instead of the steps")
+    from_zoo: object = dataclasses.field(default=None, init=False, repr=False)  # the committed adapter --adapter auto chose
     list_envs: bool = switch("print every MiniGrid/BabyAI id and exit")
 
     def __post_init__(self):
@@ -51,6 +58,12 @@ class RunConfig(LMConfig):
             check_range("--max-steps", self.max_steps, 1)
         if self.gif:
             check_out_file(self.gif, "--gif")
+        if self.adapter == "none":
+            self.adapter = None
+        elif self.adapter == "auto":
+            self.from_zoo = trained_for(self.env, self.model, self.mode)
+            self.adapter = str(self.from_zoo.relative_to(Path.cwd())) if self.from_zoo and self.from_zoo.is_relative_to(
+                Path.cwd()) else (str(self.from_zoo) if self.from_zoo else None)
         if self.shield:
             require(self.env, "has_hazards", "--shield")
         if self.explain:
@@ -103,6 +116,9 @@ def watch(args: RunConfig) -> int:
     env_id = args.env  # resolved and checked by RunConfig
     agent = make_agent(args)
 
+    if not args.json:
+        print(f"Playing {args.adapter}, the committed adapter trained for {env_id} (--adapter none: the zero-shot "
+              "model)." if args.from_zoo else f"Playing {args.adapter or 'the zero-shot model'} ({args.model}).")
     seeds = [args.seed + i for i in range(args.episodes)]
     explainer = agent if args.explain else None
     on_step = None if args.json else (lambda ep, step, env: print_step(ep, step, env, args.render == "ascii", explainer))
@@ -130,7 +146,7 @@ def watch(args: RunConfig) -> int:
             print(f"wrote {args.gif}")
         if args.adapter is None and summary["success_rate"] == 0:
             print("tip: a zero-shot LM rarely solves these levels; train an adapter with training/sft.py, "
-                  "or try --adapter adapters/doorkey-5x5 on MiniGrid-DoorKey-5x5-v0")
+                  "or play a committed one: python -m agent.run --env MiniGrid-DoorKey")
     return 0
 
 

@@ -256,3 +256,19 @@ def test_fuzz_results_are_valid_and_fast():
     assert elapsed < 5.0  # about 1 s; a backtracking regex would take minutes
     # The fuzz reaches real decisions, not only None: every phrase and None show up.
     assert set(results) == set(ACTION_PHRASES) | {None}
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("go east", "go east"),
+    ("Action: Go_East", "go east"),
+    ("<|im_start|>assistant\nI think: go west.\nAction: go east", "go east"),
+    ("Final answer: take the apple", "take the apple"),
+    ("go north or go west", None),  # two different phrases
+    ("take the apple from the table", "take the apple"),
+    ("open", None),  # a word of a phrase is not the phrase
+    ("", None),
+])
+def test_parse_choice_reads_the_states_own_phrases(text, expected):
+    from agent.actions import parse_choice
+
+    assert parse_choice(text, ("go north", "go east", "go west", "take the apple", "open the box")) == expected

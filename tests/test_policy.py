@@ -259,3 +259,54 @@ def test_answer_log_probs_equal_a_plain_forward_pass_with_and_without_cached_low
     for got in (split, again, full):
         torch.testing.assert_close(got[0], expected[0], atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(got[1], expected[1], atol=1e-5, rtol=1e-3)
+
+
+SETS = [("move left", "move down", "move right", "move up"), ("go north", "take apple", "open the door"),
+        ("turn left", "go forward")]
+
+
+def naive_set_log_likelihoods(policy, observation, phrases):
+    """Each of `phrases` scored by a full forward pass over system + state + phrase."""
+    prompt = policy.system_ids + policy.state_ids(observation)
+    out = []
+    for phrase in phrases:
+        ids = encode(policy.tokenizer, phrase)
+        with torch.no_grad():
+            logp = torch.log_softmax(policy.model(torch.tensor([prompt + ids])).logits[0].float(), -1)
+        out.append(sum(logp[len(prompt) - 1 + i, t] for i, t in enumerate(ids)))
+    return torch.stack(out)
+
+
+def test_each_row_scores_its_own_phrase_set_as_a_full_forward_pass(tiny):
+    policy = LMPolicy(*tiny, bf16=False)
+    scores = policy.score(OBSERVATIONS, SETS)
+    assert scores.log_probs.shape == (3, 4)
+    for row, (observation, phrases) in enumerate(zip(OBSERVATIONS, SETS)):
+        own = scores.phrase_log_likelihoods[row, :len(phrases)]
+        torch.testing.assert_close(own, naive_set_log_likelihoods(policy, observation, phrases), atol=1e-4, rtol=1e-4)
+        assert torch.isinf(scores.log_probs[row, len(phrases):]).all()  # past its own set
+        torch.testing.assert_close(scores.log_probs[row, :len(phrases)].exp().sum(), torch.tensor(1.0))
+    # The fixed set given explicitly is the default path, bit for bit.
+    assert torch.equal(policy.score(OBSERVATIONS, [ACTION_PHRASES] * 3).log_probs, policy.score(OBSERVATIONS).log_probs)
+
+
+def test_phrase_sets_through_cached_lower_layers_equal_the_full_pass():
+    from training.lora import trainable_policy
+
+    policy = trainable_policy("tiny-random", rank=4, value_head=False, bf16=False, device="cpu", lora_layers=1)
+    ids = [policy.state_ids(t) for t in OBSERVATIONS]
+    split = policy.score_ids(ids, SETS).log_probs.detach()
+    again = policy.score_ids(ids, SETS).log_probs.detach()  # the lower rows now from the cache, keyed by tree
+    other = policy.score_ids(ids, [SETS[1], SETS[2], SETS[0]]).log_probs.detach()  # same states, other trees
+    policy._frozen_layers = lambda: 0
+    torch.testing.assert_close(split, policy.score_ids(ids, SETS).log_probs.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(again, split)
+    torch.testing.assert_close(other, policy.score_ids(ids, [SETS[1], SETS[2], SETS[0]]).log_probs.detach(),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_generate_parses_against_the_states_own_set(tiny):
+    policy = LMPolicy(*tiny, bf16=False)
+    [gen] = policy.generate(["Mission: reach the door."], phrases=[("go west", "go east")], max_new_tokens=3)
+    assert gen.parsed in (None, "go west", "go east")
+    assert gen.action in (0, 1) and (gen.fallback in ("go west", "go east") if gen.parsed is None else True)

@@ -12,13 +12,21 @@ def run_cli(*args, timeout=300):
 
 
 def test_real_default_model_runs_five_steps_as_json():
-    result = run_cli("--env", "MiniGrid-DoorKey", "--max-steps", "5", "--json")
+    result = run_cli("--env", "MiniGrid-DoorKey", "--max-steps", "5", "--json", "--adapter", "none")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["env"] == "MiniGrid-DoorKey-5x5-v0" and summary["model"] == "smollm2-135m"
+    assert summary["adapter"] is None
     assert summary["decisions"] == 5
     assert summary["per_episode"] == [{"seed": 0, "success": False, "return": 0.0, "steps": 5}]
     assert summary["decisions_per_second"] > 0
+
+
+def test_plays_the_committed_adapter_trained_for_the_env_and_says_so():
+    result = run_cli("--env", "MiniGrid-DoorKey", "--max-steps", "3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == ("Playing adapters/doorkey-5x5, the committed adapter trained for "
+                                             "MiniGrid-DoorKey-5x5-v0 (--adapter none: the zero-shot model).")
 
 
 def test_steps_ascii_map_and_gif(tmp_path):
