@@ -19,8 +19,8 @@ def forward_leaning(monkeypatch):
     real = LMPolicy.score_ids
     forward = torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0])
 
-    def score_ids(self, state_ids):
-        scores = real(self, state_ids)
+    def score_ids(self, state_ids, phrases=None):
+        scores = real(self, state_ids, phrases)
         scores.log_probs = torch.log(0.4 * scores.log_probs.exp() + 0.6 * forward.to(scores.log_probs))
         return scores
 
