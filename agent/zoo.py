@@ -27,6 +27,7 @@ _BABYAI_TEXT = [*(kind_id(kind, split) for kind in KINDS for split in ("train", 
 ZOO = {
     "score": {
         "MiniGrid-DoorKey-5x5-v0": "doorkey-5x5",
+        "FrozenLake-v1": "frozenlake-bc",
         **{env_id: "babyai-text-bc" for env_id in _BABYAI_TEXT},
         **{memory_id(env_id): "babyai-text-memory" for env_id in _BABYAI_TEXT},
     },
