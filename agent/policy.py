@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from agent import threads
+from agent import layouts, threads
 from agent.actions import ACTION_PHRASES, parse_action, parse_choice
 from agent.models import ModelError, load_model, parse_device
 from agent.prompts import SCORE_SYSTEM, PromptFormat, encode, writing_system
@@ -152,7 +152,8 @@ class LMPolicy(nn.Module):
         self.device = next(model.parameters()).device
         self.bf16 = bf16_is_fast(self.device) if bf16 is None else bf16
         lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-        self.backbone = lm.get_decoder()  # LoRA layers are injected in place, so this runs them
+        self.fast = layouts.fast_path(lm)  # else every score goes through the model's own forward
+        self.backbone = lm.get_decoder() if self.fast else None  # LoRA layers are injected in place, so this runs them
         self.lm_head = lm.get_output_embeddings()
         hidden = lm.config.hidden_size
         self.value_head = nn.Linear(hidden, 1).to(self.device) if value_head else None
@@ -304,6 +305,8 @@ class LMPolicy(nn.Module):
 
     def _score_tree(self, state_ids: list[list[int]], tree: PhraseTree) -> ActionScores:
         """Every phrase of `tree` for each state, in one forward pass (the module doc's fast path)."""
+        if not self.fast:
+            return self._score_generic(state_ids, tree)
         dev = self.device
         inner = tree.inner
         batch, n_nodes = len(state_ids), len(inner)
@@ -369,6 +372,39 @@ class LMPolicy(nn.Module):
         values = self.value_head(last.float()).squeeze(-1) if self.value_head is not None else None
         return ActionScores(torch.log_softmax(scaled, -1), values, sums, tokens=int(lengths.sum()) + batch * n_nodes + len(shared))
 
+    def _score_generic(self, state_ids: list[list[int]], tree: PhraseTree) -> ActionScores:
+        """`_score_tree` through the model's own forward pass (`agent.layouts`): one row per
+        (state, phrase) holding the system part, the state and the phrase."""
+        dev, n_phrases = self.device, len(tree.paths)
+        phrases = [[tree.tokens[node] for node in path] for path in tree.paths]
+        rows = [self.system_ids + list(s) + p for s in state_ids for p in phrases]
+        answers = [p for _ in state_ids for p in phrases]
+        hidden, token_logp = self._answer_rows(rows, answers)
+        sums = torch.stack([lp.sum() for lp in token_logp]).view(len(state_ids), n_phrases)
+        scaled = sums / torch.tensor([len(p) for p in phrases], device=dev) if self.normalization == "mean" else sums
+        values = None
+        if self.value_head is not None:  # the state's last token, read from each state's first row
+            last = torch.stack([hidden[b * n_phrases, -len(phrases[0]) - 1] for b in range(len(state_ids))])
+            values = self.value_head(last.float()).squeeze(-1)
+        return ActionScores(torch.log_softmax(scaled, -1), values, sums, tokens=sum(len(r) for r in rows))
+
+    def _answer_rows(self, rows: list[list[int]], answers: list[list[int]]):
+        """Last hidden states of left-padded token rows and, per row, the log-probs of its last
+        `len(answers[i])` tokens, by the model's own forward; the LM head runs only there."""
+        width, keep = max(len(r) for r in rows), max(len(a) for a in answers) + 1
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, device=self.device)
+        mask = torch.zeros(len(rows), width, dtype=torch.long, device=self.device)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r):], mask[i, width - len(r):] = torch.tensor(r, device=self.device), 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with self.autocast():
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, output_hidden_states=True,
+                             use_cache=False, logits_to_keep=keep)
+        logp = torch.log_softmax(out.logits.float(), -1)  # rows x keep x vocab: the last `keep` positions
+        picked = [logp[i, keep - 1 - len(a):keep - 1].gather(-1, torch.tensor(a, device=self.device)[:, None]).squeeze(-1)
+                  for i, a in enumerate(answers)]  # position t predicts token t + 1
+        return out.hidden_states[-1], picked
+
     def _batch_cache(self, past, batch: int):
         """A KV cache holding the batch-1 prefix `past` once per row (expanded, not copied)."""
         from transformers import DynamicCache
@@ -379,6 +415,8 @@ class LMPolicy(nn.Module):
     def _frozen_layers(self) -> int:
         """How many bottom decoder layers have no trainable weight, when some layer above has
         one (LoRA on the top layers only); else 0. Those layers' outputs are cached per state."""
+        if not self.fast:
+            return 0
         layers = self.backbone.layers
         trainable = [any(p.requires_grad for p in layer.parameters()) for layer in layers]
         return trainable.index(True) if any(trainable) else 0
@@ -477,6 +515,8 @@ class LMPolicy(nn.Module):
         likelihood of a whole written answer (teacher forcing), for generate-mode training.
         The system part is this policy's (`system=` at construction)."""
         threads.follow()
+        if not self.fast:
+            return self._answer_log_probs_generic(state_ids, answer_ids)
         dev, batch = self.device, len(state_ids)
         rows = [list(s) + list(a) for s, a in zip(state_ids, answer_ids)]
         lengths = torch.tensor([len(r) for r in rows], device=dev)
@@ -509,6 +549,10 @@ class LMPolicy(nn.Module):
             logits = self.lm_head(hidden[row, col])
         token_logp = torch.log_softmax(logits.float(), -1)[torch.arange(len(picks), device=dev), target]
         return torch.zeros(batch, device=dev).index_add(0, row, token_logp)
+
+    def _answer_log_probs_generic(self, state_ids, answer_ids) -> torch.Tensor:
+        rows = [self.system_ids + list(s) + list(a) for s, a in zip(state_ids, answer_ids)]
+        return torch.stack([lp.sum() for lp in self._answer_rows(rows, [list(a) for a in answer_ids])[1]])
 
     @torch.no_grad()
     def generate(self, observations: list[str], reason: bool = False, greedy: bool = True,

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from agent.cli import LMConfig, check_adapter, check_out_folder, check_range, option, out_option, switch
+from agent import layouts
 from agent.models import ModelError, load_model
 from agent.policy import VALUE_HEAD_FILE, LMPolicy, load_adapter, load_value_head
 from agent.prompts import SCORE_SYSTEM
@@ -100,6 +101,8 @@ def trainable_policy(model: str = "smollm2-135m", init_adapter: str | None = Non
     else:
         n_layers = lm.config.num_hidden_layers  # a model with N layers or fewer gets LoRA in all of them
         top = list(range(n_layers - lora_layers, n_layers)) if 0 < lora_layers < n_layers else None
+        if top and not layouts.fast_path(lm):  # no cached lower layers to gain from: LoRA everywhere
+            top = None
         targets = parse_target_modules(target_modules)
         if top and targets == "all-linear":  # peft takes a layer range only with module names
             targets = sorted({name.rsplit(".", 1)[-1] for name, module in lm.named_modules()
