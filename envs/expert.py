@@ -203,11 +203,12 @@ _bot_episodes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _keep_what_is_picked(bot: BabyAIBot) -> BabyAIBot:
     """Drop the bot's "drop" right after a pick-up mission when no later pick-up needs the hands.
 
-    The upstream bot drops what a "pick up A" instruction made it pick up at once. In
-    "pick up A, then go to B" the state after that drop looks exactly like the state before
-    the pick-up, so a policy that sees only the current observation picks A up again,
-    forever (0.00 on pickup-then-goto, docs/TRAINING.md). Holding A while going to B keeps
-    the two phases apart ("Holding: A") and the mission's verifier accepts it.
+    The upstream bot drops what a "pick up A" instruction made it pick up at once. In "pick
+    up A, then go to B" the state after that drop looks exactly like the state before the
+    pick-up, so a policy that sees only the current observation picks A up again, forever
+    (0.00 on pickup-then-goto, docs/experiments/babyai-text-memory-dagger.md). Holding A
+    while going to B keeps the two phases apart ("Holding: A") and the mission's verifier
+    accepts it.
     """
     stack = bot.stack  # bottom first: the last instruction's subgoals lie lowest
     for i in range(1, len(stack)):

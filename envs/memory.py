@@ -2,11 +2,12 @@
 
 A MiniGrid agent sees a 7x7 cone in front of it. In BabyAI-Text's `open` the key can leave
 the view while the agent turns to the door; in `putnext` the object to put A next to is
-often behind the agent once it holds A. A policy that reads only the current view then
-sees the same text in states that need different actions (docs/TRAINING.md). GLAM puts
-the last 3 observations in the prompt; `ObjectMemory` keeps what those observations say
-about objects, in the agent's current frame, at a fraction of the tokens. Perception
-renders it (`agent.perception.describe`):
+often behind the agent once it holds A. A policy that reads only the current view then sees
+the same text in states that need different actions
+(docs/experiments/babyai-text-memory-dagger.md). GLAM puts the last 3 observations in the
+prompt; `ObjectMemory` keeps what those observations say about objects, in the agent's
+current frame, at a fraction of the tokens. Perception renders it
+(`agent.perception.describe`):
 
     ... Holding: nothing. Remembered: yellow key 2 back 1 left. Last action: turn right.
 

@@ -4,10 +4,11 @@
     python scripts/errors_by_subgoal.py ADAPTER ENV N DEMO_SEED
     python scripts/errors_by_subgoal.py adapters/babyai-text-memory BabyAI-TextOpenTrainMemory-v0 500 2
 
-A measurement script for docs/TRAINING.md (run 12), not a user CLI. States are
-`training.sft.collect_demos`'s (the bot's actions, a random one 20% of the time; levels of
---demo-seed DEMO_SEED, run seed 1); a state's group is the bot's top subgoal and its reason
-after it chose the label. It then lists the most frequent (label, choice) confusions.
+A measurement script for docs/experiments/babyai-text-memory-dagger.md (run 12), not a user
+CLI. States are `training.sft.collect_demos`'s (the bot's actions, a random one 20% of the
+time; levels of --demo-seed DEMO_SEED, run seed 1); a state's group is the bot's top subgoal
+and its reason after it chose the label. It then lists the most frequent (label, choice)
+confusions.
 """
 
 import collections

@@ -2,12 +2,12 @@
 
     python scripts/failure_modes.py results/dagger-mem-2-suite/results.json
 
-A measurement script for docs/TRAINING.md, not a user CLI. Per env and agent, each failed
-episode is counted under what it held (nothing; an object the mission needs: for `open` a
-key of the locked door's colour; another object) and under how it ended: in a loop when
-its last 32 observations repeat with a period of at most 8 steps (period 1: the same
-action on a state it does not change, such as toggling a locked door with the wrong key;
-period 2: turning left and right in turn), otherwise "no loop".
+A measurement script for docs/experiments/babyai-text-memory-dagger.md, not a user CLI. Per
+env and agent, each failed episode is counted under what it held (nothing; an object the
+mission needs: for `open` a key of the locked door's colour; another object) and under how
+it ended: in a loop when its last 32 observations repeat with a period of at most 8 steps
+(period 1: the same action on a state it does not change, such as toggling a locked door
+with the wrong key; period 2: turning left and right in turn), otherwise "no loop".
 """
 
 import collections

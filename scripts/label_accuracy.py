@@ -5,9 +5,10 @@ number on other levels (--demo-seed FRESH_DEMO_SEED).
     python scripts/label_accuracy.py ADAPTER N SEED FRESH_DEMO_SEED
     python scripts/label_accuracy.py adapters/babyai-text-memory 600 1 2
 
-A measurement script for docs/TRAINING.md (run 7), not a user CLI: the first N pairs of
-`training.sft.collect_demos` on TextMixedTrainLocalMemory for each level seed, scored greedily
-(argmax over the 7 phrases) against the bot's label, per kind of mission.
+A measurement script for docs/experiments/babyai-text-memory-dagger.md (run 7), not a user
+CLI: the first N pairs of `training.sft.collect_demos` on TextMixedTrainLocalMemory for each
+level seed, scored greedily (argmax over the 7 phrases) against the bot's label, per kind of
+mission.
 """
 
 import collections

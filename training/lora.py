@@ -43,7 +43,7 @@ class TrainConfig(LMConfig):
     target_modules: str = option("all-linear", "LoRA targets: all-linear or a comma list like q_proj,v_proj")
     lora_layers: int = option(0, "LoRA of a new adapter in the top N decoder layers only (0 = every layer): the "
                                  "layers below are computed once per state and cached, about 3.5x faster "
-                                 "(docs/TRAINING.md, training cost); a loaded --init-adapter keeps its own")
+                                 "(docs/experiments/doorkey-lora-layers.md); a loaded --init-adapter keeps its own")
     bf16: bool | None = option(None, "bf16 autocast; default: on where it is fast (CUDA, CPUs with AVX512-BF16/AMX), "
                                      "off elsewhere, where emulated bf16 is 10x slower")
     eval_episodes: int = option(100, "greedy evaluation on up to N distinct validation levels, which choose OUT/best "

@@ -68,7 +68,8 @@ class SFTConfig(lora.TrainConfig):
     learning_rate: float = option(3e-3, lora.LR_DOC)
     lora_layers: int = option(8, "LoRA in the top N decoder layers only (0 = every layer): the layers below are "
                                  "computed once per state and cached, about 3.7x faster; with the default "
-                                 "learning rate it reaches the all-layer adapter's success (docs/TRAINING.md)")
+                                 "learning rate it reaches the all-layer adapter's success "
+                                 "(docs/experiments/doorkey-lora-layers.md)")
     max_grad_norm: float = option(1.0, lora.GRAD_NORM_DOC)
     demos: int = option(2000, "expert (state, action) pairs to collect")
     deviation: float = option(0.2, "probability of executing a random action instead of the expert's (label stays the expert's)")
@@ -208,7 +209,8 @@ class ExpertLabels:
 
     A state is kept once per episode: a greedy learner stuck in a two-state loop would
     otherwise weigh one state 60 times and drown the rest of the data (a first DAgger
-    round without this lost most of BC's skill on `open`, docs/TRAINING.md)."""
+    round without this lost most of BC's skill on `open`,
+    docs/experiments/babyai-text-bc-dagger.md)."""
 
     def __init__(self, agent):
         self.agent, self.pairs = agent, []
