@@ -28,6 +28,7 @@ ZOO = {
     "score": {
         "MiniGrid-DoorKey-5x5-v0": "doorkey-5x5",
         "FrozenLake-v1": "frozenlake-bc",
+        "Taxi-v4": "taxi-bc",
         **{env_id: "babyai-text-bc" for env_id in _BABYAI_TEXT},
         **{memory_id(env_id): "babyai-text-memory" for env_id in _BABYAI_TEXT},
     },
