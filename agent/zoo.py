@@ -8,6 +8,8 @@ The adapters were trained on the default model, so another `--model` gets none.
 'doorkey-5x5'
 >>> trained_for("MiniGrid-DoorKey-5x5-v0", "smollm2-135m", mode="generate").name
 'doorkey-5x5-reason'
+>>> trained_for("BabyAI-TextPutNextTrainD0Memory-v0", "smollm2-135m").name  # BALROG's protocol
+'babyai-text-balrog'
 >>> trained_for("MiniGrid-DoorKey-5x5-v0", "tiny-random") is None
 True
 """
@@ -17,12 +19,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.models import DEFAULT_MODEL
-from envs.babyai_text import KINDS, MIXED_TEST_ID, MIXED_TRAIN_ID, kind_id
+from envs.babyai_text import KINDS, MIXED_TEST_ID, MIXED_TRAIN_ID, kind_id, mixed_id
 from envs.memory import memory_id
 
 ADAPTERS = Path(__file__).resolve().parents[1] / "adapters"  # present in a clone of the repository
 
 _BABYAI_TEXT = [*(kind_id(kind, split) for kind in KINDS for split in ("train", "test")), MIXED_TRAIN_ID, MIXED_TEST_ID]
+_BALROG = [*(kind_id(kind, split, distractors=0) for kind in KINDS for split in ("train", "test")),
+           *(mixed_id(split, 0) for split in ("train", "test"))]  # BALROG's protocol: no distractors
 # mode -> env id -> adapter folder name, each on the envs it was trained and tested on
 ZOO = {
     "score": {
@@ -31,6 +35,7 @@ ZOO = {
         "Taxi-v4": "taxi-bc",
         **{env_id: "babyai-text-bc" for env_id in _BABYAI_TEXT},
         **{memory_id(env_id): "babyai-text-memory" for env_id in _BABYAI_TEXT},
+        **{memory_id(env_id): "babyai-text-balrog" for env_id in _BALROG},
     },
     "generate": {  # trained to write "Reason: ... Action: ..." (play with --reason)
         "MiniGrid-DoorKey-5x5-v0": "doorkey-5x5-reason",
