@@ -67,6 +67,7 @@ class Episode:
     died: bool = False  # ended by stepping into a hazard
     task: str = ""  # the task played: a mixture's kind or env id (envs.mixture.task_of)
     family: str = "minigrid"  # the env's adapter (`agent.adapters`), which decides what metrics apply
+    progress: float | None = None  # partial success in [0, 1] where the family grades it (TextWorld)
     frames: list = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
@@ -109,6 +110,7 @@ class Outcome:
     truncated: bool
     success: bool  # the episode ended with a positive reward
     died: bool  # the episode ended by stepping into a hazard
+    progress: float | None = None  # the adapter's partial success after this step (None: not graded)
 
     @property
     def done(self) -> bool:
@@ -122,7 +124,7 @@ def take_step(env, obs, action: int, adapter: EnvAdapter | None = None) -> Outco
     next_obs, reward, terminated, truncated, info = env.step(adapter.env_action(action, obs, env))
     success = adapter.success(env, float(reward), terminated, info)
     return Outcome(next_obs, float(reward), terminated, truncated, success,
-                   adapter.died(obs, action, terminated, success))
+                   adapter.died(obs, action, terminated, success), adapter.progress(env, info))
 
 
 class RandomAgent:
@@ -231,7 +233,7 @@ def play(agent, env_id: str, seeds: list[int], max_steps: int | None = None, bat
                 ep = eps[i]
                 ep.steps.append(step)
                 ep.total_return += outcome.reward
-                ep.success, ep.died = outcome.success, outcome.died
+                ep.success, ep.died, ep.progress = outcome.success, outcome.died, outcome.progress
                 if on_step:
                     on_step(ep, step, env_list[i])
                 if not outcome.done:

@@ -1,8 +1,9 @@
 """Create Gymnasium environments from full ids or short family names.
 
 Upstream MiniGrid/BabyAI ids, GLAM's BabyAI-Text tasks, Gymnasium's ToyText envs
-(FrozenLake, Taxi, CliffWalking) and a user's own env as `module:Id` (gymnasium's own form:
-the module is imported, which registers the id). What the agent reads and may do in each
+(FrozenLake, Taxi, CliffWalking), BALROG's three TextWorld tasks (`envs.textworld`) and a
+game file's path (`.z8`), and a user's own env as `module:Id` (gymnasium's own form: the
+module is imported, which registers the id). What the agent reads and may do in each
 comes from its family's adapter (`agent.adapters`).
 
 >>> import envs
@@ -23,11 +24,12 @@ import re
 import gymnasium
 import minigrid  # noqa: F401  (importing it registers the MiniGrid-* and BabyAI-* ids)
 
-from envs import babyai_text, toytext
+from envs import babyai_text, textworld, toytext
 from envs.memory import memory_id, with_memory
 from envs.mixture import TaskMixture
 
 babyai_text.register()  # GLAM's BabyAI-Text tasks: BabyAI-Text*-v0
+textworld.register()  # TextWorld-{CoinCollector,TreasureHunter,Cooking}[Objective]-v0
 
 __all__ = [
     "DEFAULT_ENV",
@@ -44,6 +46,8 @@ __all__ = [
 DEFAULT_ENV = "MiniGrid-DoorKey-5x5-v0"
 
 _PREFIXES = ("MiniGrid-", "BabyAI-")
+_SHORT_PREFIXES = (*_PREFIXES, "TextWorld-")  # prefixes a short name may drop
+GAME_SUFFIXES = (".z8", ".z5", ".ulx")  # TextWorld game files, played by path
 _VERSION = re.compile(r"-v(\d+)$")
 # Size suffixes: "-8x8", "-6x6-N2", "-N4-S5", "-N6", "S9N1", "S4R2", "S11". A trailing
 # "Random"/"Carrying" is a variant, not a size, so it stays in the family name
@@ -69,9 +73,9 @@ class EnvUnavailableError(ValueError):
 
 
 def list_env_ids() -> list[str]:
-    """All registered MiniGrid-* and BabyAI-* Gymnasium ids and the ToyText ones, sorted."""
+    """All registered MiniGrid-* and BabyAI-* Gymnasium ids, the ToyText ones and the TextWorld tasks, sorted."""
     return sorted(env_id for env_id in gymnasium.registry
-                  if env_id.startswith(_PREFIXES) or env_id in toytext.IDS)
+                  if env_id.startswith(_PREFIXES) or env_id in toytext.IDS or env_id in textworld.IDS)
 
 
 def _family_and_order(env_id: str) -> tuple[str, tuple]:
@@ -116,9 +120,9 @@ def _aliases() -> dict[str, str]:
     for kind in kinds:
         for name, env_id in kind.items():
             aliases.setdefault(name.lower(), env_id)
-    # Names without the prefix ("DoorKey"); where both exist (e.g. "KeyCorridor"),
-    # MiniGrid- wins because _PREFIXES lists it first.
-    for prefix in _PREFIXES:
+    # Names without the prefix ("DoorKey", "CoinCollector"); where both exist (e.g.
+    # "KeyCorridor"), MiniGrid- wins because _PREFIXES lists it first.
+    for prefix in _SHORT_PREFIXES:
         for kind in kinds:
             for name, env_id in kind.items():
                 if name.startswith(prefix):
@@ -135,18 +139,24 @@ def resolve_env_id(name: str) -> str:
     """
     if "+" in name:
         return "+".join(resolve_env_id(part) for part in name.split("+"))
+    if name.strip().startswith("TextWorld-File-") and name.strip() in gymnasium.registry:
+        return name.strip()  # a game file already registered (`textworld.register_file`)
+    if name.strip().lower().endswith(GAME_SUFFIXES):
+        return textworld.register_file(name.strip())
     if ":" in name:
         return _module_env(name.strip())
     aliases = _aliases()
     env_id = aliases.get(name.strip().lower()) or _memory_twin(name)
     if env_id is not None:
         return env_id
+    if name.strip() in gymnasium.registry:  # any other registered id (a user module's, imported already)
+        return name.strip()
     # Suggest canonical spellings only (full ids and family names), but match them with
     # and without their prefix so that "Dorkey" still finds MiniGrid-DoorKey.
     canonical: dict[str, str] = {}
     for full in [*family_defaults(), *list_env_ids()]:
         canonical.setdefault(full.lower(), full)
-        if full.startswith(_PREFIXES):
+        if full.startswith(_SHORT_PREFIXES):
             canonical.setdefault(full.lower().split("-", 1)[1], full)
     close = difflib.get_close_matches(name.strip().lower(), list(canonical), n=10, cutoff=0.6)
     raise UnknownEnvError(name, list(dict.fromkeys(canonical[c] for c in close))[:5])

@@ -69,6 +69,29 @@ def fingerprint(env: gymnasium.Env) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
+def _seed_level(env: gymnasium.Env):
+    """`env`'s seed -> (env id, level) function when it names a seed's level without playing
+    it (generated games: making one can take minutes), else None."""
+    try:
+        return env.get_wrapper_attr("seed_level")
+    except AttributeError:
+        return None
+
+
+def _level_reader(env: gymnasium.Env):
+    """seed -> (id of the env whose split applies, level fingerprint), by resetting `env`
+    unless it knows its levels without (`_seed_level`)."""
+    known = _seed_level(env)
+    if known is not None:
+        return known
+
+    def read(seed: int) -> tuple[str, str]:
+        env.reset(seed=seed)
+        return level_env_id(env), fingerprint(env)
+
+    return read
+
+
 def reset_level(env_id: str, seed: int) -> gymnasium.Env:
     """A fresh env of `env_id`, reset with `seed`."""
     env = envs.make(env_id)
@@ -89,12 +112,12 @@ def _cuts(env_id: str) -> tuple[float, float]:
     exactly rather than by chance.
     """
     env = envs.make(env_id)
+    read = _level_reader(env)
     seen: set[str] = set()
     stale = 0
     for seed in range(MAX_EVAL_SEEDS):
-        env.reset(seed=seed)
         size = len(seen)
-        seen.add(fingerprint(env))
+        seen.add(read(seed)[1])
         stale = 0 if len(seen) > size else stale + 1
         if len(seen) >= LARGE_FAMILY:
             return TEST_SHARE, TEST_SHARE + VALIDATION_SHARE
@@ -122,13 +145,13 @@ def split_of(level: str, env_id: str) -> str:
 @functools.lru_cache(maxsize=64)
 def _scan(env_id: str, split: str, n: int, first: int) -> tuple[int, ...]:
     env = envs.make(env_id)
+    read = _level_reader(env)
     seen: set[str] = set()
     seeds: list[int] = []
     stale = 0
     for seed in range(first, MAX_EVAL_SEEDS):
-        env.reset(seed=seed)
-        level = fingerprint(env)
-        if level not in seen and (split == "all" or split_of(level, level_env_id(env)) == split):
+        family, level = read(seed)
+        if level not in seen and (split == "all" or split_of(level, family) == split):
             seen.add(level)
             seeds.append(seed)
             stale = 0
@@ -175,6 +198,12 @@ class TrainLevels(gymnasium.Wrapper):
     """
 
     def reset(self, *, seed=None, options=None):
+        known = _seed_level(self.env)
+        if seed is not None and known is not None:  # skip held-out games without making them
+            for _ in range(MAX_REJECTS):
+                if split_of(known(seed)[1], known(seed)[0]) == "train":
+                    break
+                seed += 1
         obs, info = self.env.reset(seed=seed, options=options)
         for _ in range(MAX_REJECTS):
             level = fingerprint(self.env)
@@ -202,11 +231,11 @@ def check_splittable(env_id: str) -> None:
 def count_levels(env_id: str, seeds: range) -> dict[str, int]:
     """Distinct levels among `seeds`, per split."""
     env = envs.make(env_id)
+    read = _level_reader(env)
     found: dict[str, set[str]] = {split: set() for split in SPLITS}
     for seed in seeds:
-        env.reset(seed=seed)
-        level = fingerprint(env)
-        found[split_of(level, level_env_id(env))].add(level)
+        family, level = read(seed)
+        found[split_of(level, family)].add(level)
     env.close()
     return {split: len(levels) for split, levels in found.items()}
 

@@ -41,6 +41,24 @@ class TaskMixture(gymnasium.Wrapper):
     def spec(self):
         return self._spec
 
+    @property
+    def seed_level(self):
+        """seed -> (env id, level) without resetting, when every task knows its levels so
+        (`envs.textworld`); else None."""
+        known = {}
+        for name, task in self.tasks.items():
+            try:
+                known[name] = task.get_wrapper_attr("seed_level")
+            except AttributeError:
+                return None
+            if known[name] is None:
+                return None
+
+        def level(seed: int) -> tuple[str, str]:
+            return known[self.names[int(np.random.default_rng(seed).integers(len(self.names)))]](seed)
+
+        return level
+
     def reset(self, *, seed=None, options=None):
         if seed is not None:
             self._rng = np.random.default_rng(seed)

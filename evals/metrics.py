@@ -95,6 +95,18 @@ def mean_return(episodes: Sequence[Episode]) -> float | None:
     return sum(e.total_return for e in episodes) / len(episodes) if episodes else None
 
 
+def mean_progress(episodes: Sequence[Episode]) -> dict | None:
+    """Mean partial success (TextWorld: BALROG's progress, score / max_score, 1 when won) with
+    a normal 95% interval clipped to [0, 1]; None when the family grades success only."""
+    values = [e.progress for e in episodes if e.progress is not None]
+    if not values:
+        return None
+    mean = sum(values) / len(values)
+    spread = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    half = 1.96 * spread / len(values) ** 0.5
+    return {"mean": mean, "episodes": len(values), "ci_95": [max(0.0, mean - half), min(1.0, mean + half)]}
+
+
 def mean_length(episodes: Sequence[Episode]) -> float | None:
     """Mean number of steps taken per episode (capped episodes count their cap)."""
     return sum(len(e.steps) for e in episodes) / len(episodes) if episodes else None
@@ -482,6 +494,7 @@ def summarise(episodes: Sequence[Episode], probes: Sequence[Sequence[str | None]
         "decisions": sum(len(e.steps) for e in episodes),
         "success": {**success.to_dict(), "wilson_95": list(interval) if interval else None},
         "mean_return": mean_return(episodes),
+        **({"progress": progress} if (progress := mean_progress(episodes)) else {}),
         "mean_length": mean_length(episodes),
         "invalid_output": invalid_output_rate(episodes).to_dict(),
         "invalid_output_distinct": invalid_output_rate(episodes, distinct=True).to_dict(),

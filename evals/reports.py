@@ -13,6 +13,7 @@ from pathlib import Path
 COLUMNS = (
     # header, aggregate path, format
     ("Success [95% CI]", None, None),
+    ("Progress [95% CI]", "progress", None),
     ("Return", ("mean_return",), "{:.2f}"),
     ("Length", ("mean_length",), "{:.1f}"),
     ("Invalid", ("invalid_output", "rate"), "{:.2f}"),
@@ -57,16 +58,27 @@ def success_cell(aggregates: dict) -> str:
     return f"{success['rate']:.2f} [{low:.2f}, {high:.2f}]"
 
 
+def progress_cell(aggregates: dict) -> str:
+    progress = aggregates.get("progress")
+    if not progress:
+        return "—"
+    low, high = progress["ci_95"]
+    return f"{progress['mean']:.2f} [{low:.2f}, {high:.2f}]"
+
+
 def markdown_table(results: dict) -> str:
-    """One row per agent x shield x env; "—" where a metric does not apply."""
-    headers = ["Agent", "Env", *(c[0] for c in COLUMNS)]
+    """One row per agent x shield x env; "—" where a metric does not apply. The progress
+    column shows only when some run grades partial success (TextWorld)."""
+    graded = any(run["aggregates"].get("progress") for run in results["runs"])
+    columns = [c for c in COLUMNS if c[1] != "progress" or graded]
+    headers = ["Agent", "Env", *(c[0] for c in columns)]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for run in results["runs"]:
         agg = run["aggregates"]
         cells = [run_label(run), run["env"]]
-        for _, path, fmt in COLUMNS:
-            if path is None:
-                cells.append(success_cell(agg))
+        for _, path, fmt in columns:
+            if path is None or path == "progress":
+                cells.append(success_cell(agg) if path is None else progress_cell(agg))
                 continue
             value = _get(agg, path)
             cells.append("—" if value is None else fmt.format(value))

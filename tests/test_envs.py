@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import envs
-from envs import UnknownEnvError, family_defaults, list_env_ids, make, resolve_env_id, toytext
+from envs import UnknownEnvError, family_defaults, list_env_ids, make, resolve_env_id, textworld, toytext
 
 # The minigrid 3.2.0 wheel ships without minigrid/envs/wfc/patterns/*.png, so the WFC envs
 # register but cannot reset (FileNotFoundError). Strict xfail: a fixed install makes these pass
@@ -19,8 +19,8 @@ from envs import UnknownEnvError, family_defaults, list_env_ids, make, resolve_e
 WFC_PATTERNS_MISSING = not (Path(minigrid.__file__).parent / "envs" / "wfc" / "patterns").is_dir()
 
 
-def registry_params():  # the MiniGrid/BabyAI ids; ToyText ones are tested in test_adapters.py
-    for env_id in (i for i in list_env_ids() if i not in toytext.IDS):
+def registry_params():  # the MiniGrid/BabyAI ids; ToyText and TextWorld ones have their own tests
+    for env_id in (i for i in list_env_ids() if i not in toytext.IDS and i not in textworld.IDS):
         marks = []
         if env_id.startswith("MiniGrid-WFC-"):
             marks.append(
@@ -37,8 +37,8 @@ def registry_params():  # the MiniGrid/BabyAI ids; ToyText ones are tested in te
 def test_registry_is_loaded():
     ids = list_env_ids()
     assert ids == sorted(ids)
-    assert all(i.startswith(("MiniGrid-", "BabyAI-")) or i in toytext.IDS for i in ids)
-    assert set(toytext.IDS) <= set(ids)
+    assert all(i.startswith(("MiniGrid-", "BabyAI-")) or i in toytext.IDS or i in textworld.IDS for i in ids)
+    assert set(toytext.IDS) <= set(ids) and set(textworld.IDS) <= set(ids)
     assert {"MiniGrid-DoorKey-5x5-v0", "BabyAI-GoToObj-v0", "MiniGrid-LavaGapS5-v0"} <= set(ids)
     assert len(ids) > 150  # upstream minigrid 3.x registers ~178
 

@@ -8,7 +8,7 @@ with the envs (`envs.levels.fingerprint`).
 
 `adapter_for(env)` finds the adapter from the unwrapped env: the newest registration that
 matches wins, so a user's own adapter overrides a built-in one. Built in: MiniGrid and
-BabyAI (any `MiniGridEnv` subclass, a user's too) and Gymnasium's ToyText.
+BabyAI (any `MiniGridEnv` subclass, a user's too), Gymnasium's ToyText and TextWorld.
 
 A user's env, in about 30 lines (docs/ENVS.md has the whole example):
 
@@ -102,6 +102,11 @@ class EnvAdapter:
         """Whether the step that ended an episode reached the goal (default: a positive reward)."""
         return bool(terminated and reward > 0)
 
+    def progress(self, env: gymnasium.Env, info: dict) -> float | None:
+        """How far the episode got, in [0, 1], for families that grade partial success
+        (TextWorld: BALROG's score / max_score, 1 when won); None: success only."""
+        return None
+
     def died(self, obs, action: int, terminated: bool, success: bool) -> bool:
         """Whether the step from `obs` with `action` ended the episode in a hazard."""
         return bool(terminated and self.enters_hazard(obs, action))
@@ -142,7 +147,8 @@ def _builtins() -> None:
     if _LOADED:
         return
     _LOADED = True
-    from agent.adapters import minigrid, toytext
+    from agent.adapters import minigrid, textworld, toytext
 
     _ADAPTERS.append((minigrid.matches, minigrid.MiniGridAdapter()))
     _ADAPTERS.append((toytext.matches, toytext.ToyTextAdapter()))
+    _ADAPTERS.append((textworld.matches, textworld.TextWorldAdapter()))

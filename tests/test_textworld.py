@@ -1,0 +1,143 @@
+"""TextWorld: generated games of BALROG's three tasks and a game file through the env, the
+adapter (per-state command sets) and the CLIs (tiny-random model). Games are generated into
+a folder of this module; coin collector and cooking games take about 5 s each, so
+treasure hunter, whose level-30 games take minutes, is played here at level 5 (the same
+generator, a smaller maze) through a user module, as a user would add a variant."""
+
+import json
+import sys
+
+import gymnasium
+import pytest
+
+import envs
+from agent.adapters import adapter_for
+from agent.adapters.textworld import TextWorldAdapter
+from agent.episodes import ExpertAgent, play
+from envs.levels import level_seeds, split_of
+
+SMALL_MODULE = '''
+import gymnasium
+from envs.textworld import TextWorldEnv
+
+gymnasium.register("TreasureHunterSmall-v0", entry_point=TextWorldEnv, max_episode_steps=80,
+                   kwargs={"task": "TreasureHunter", "settings": {"level": 5}})
+'''
+
+
+@pytest.fixture(scope="module")
+def games(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("games")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EMBODIED_LM_GAMES", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory, games):
+    """A user module registering a level-5 treasure hunter: `twsmall:TreasureHunterSmall-v0`."""
+    folder = tmp_path_factory.mktemp("module")
+    (folder / "twsmall.py").write_text(SMALL_MODULE)
+    sys.path.insert(0, str(folder))
+    yield "twsmall:TreasureHunterSmall-v0"
+    sys.path.remove(str(folder))
+    sys.modules.pop("twsmall", None)
+    gymnasium.registry.pop("TreasureHunterSmall-v0", None)
+
+
+def test_splits_are_found_without_making_a_game(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMBODIED_LM_GAMES", str(tmp_path))
+    test = level_seeds("TextWorld-TreasureHunter-v0", "test", 25)
+    validation = level_seeds("TextWorld-TreasureHunter-v0", "validation", 25)
+    assert len(test) == 25 and not set(test) & set(validation)
+    assert not list(tmp_path.iterdir())  # no game was generated to find them
+    # The Objective twin plays the same games.
+    assert level_seeds("TextWorld-TreasureHunterObjective-v0", "test", 25) == test
+
+
+@pytest.mark.parametrize("env_id", ["TextWorld-CoinCollector-v0", "TextWorld-Cooking-v0"])
+def test_the_walkthrough_wins_a_test_game_with_balrogs_settings(env_id, games):
+    seed = level_seeds(env_id, "test", 1)[0]
+    [episode] = play(ExpertAgent(), env_id, [seed])
+    assert episode.success and episode.progress == 1.0 and episode.family == "textworld"
+    assert len(episode.steps) <= 80
+    env = envs.make(env_id)
+    obs, info = env.reset(seed=seed)
+    assert info["objective"] and info["objective"] not in obs  # hidden, as BALROG hides it
+    if env_id == "TextWorld-Cooking-v0":  # test games draw the cooking generator's held-out ingredients
+        assert env.unwrapped.game_file(seed).name.endswith(f"-test-seed{seed}.z8")
+        assert split_of(env.unwrapped.seed_level(seed)[1], env_id) == "test"
+
+
+def test_phrases_are_each_states_admissible_commands(games):
+    env = envs.make("TextWorld-CoinCollector-v0")
+    obs, info = env.reset(seed=level_seeds("TextWorld-CoinCollector-v0", "test", 1)[0])
+    adapter = adapter_for(env)
+    assert isinstance(adapter, TextWorldAdapter)
+    first = adapter.actions(obs, env)
+    assert first == info["admissible"] and 3 <= len(first) <= 40
+    expert = adapter.expert(env)
+    assert first[expert] == info["walkthrough"][0]
+    obs, *_ = env.step(adapter.env_action(expert, obs, env))
+    assert adapter.actions(obs, env) != first  # a new room, a new set of exits
+    text = adapter.describe(obs, env)
+    assert text.startswith("Mission: find the coin") and f"Your last commands: {first[expert]}." in text
+
+
+def test_objective_twin_shows_the_objective(games):
+    env = envs.make("TextWorld-CoinCollectorObjective-v0")
+    obs, info = env.reset(seed=level_seeds("TextWorld-CoinCollector-v0", "test", 1)[0])
+    assert info["objective"] in adapter_for(env).describe(obs, env)
+
+
+def test_gymnasium_checker_passes(games):
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(envs.make("TextWorld-CoinCollector-v0"), skip_render_check=True)
+
+
+def test_treasure_hunter_walkthrough_wins_and_user_variant_is_found(small):
+    env_id = envs.resolve_env_id(small)
+    [episode] = play(ExpertAgent(), env_id, level_seeds(env_id, "test", 1))
+    assert episode.success and episode.progress == 1.0
+
+
+def test_a_game_file_is_an_env(games, capsys):
+    from agent.run import main
+
+    env = envs.make("TextWorld-Cooking-v0")
+    path = env.unwrapped.game_file(level_seeds("TextWorld-Cooking-v0", "test", 1)[0])
+    env_id = envs.resolve_env_id(str(path))
+    assert env_id.startswith("TextWorld-File-") and envs.resolve_env_id(env_id) == env_id
+    [episode] = play(ExpertAgent(), env_id, [0])
+    assert episode.success
+    assert main(["--env", str(path), "--model", "tiny-random", "--max-steps", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mean_steps"] == 2
+
+
+def test_run_benchmark_and_sft_on_the_three_tasks(games, small, tmp_path, capsys):
+    from agent.run import main as run
+    from evals.benchmark import main as benchmark
+    from training.sft import main as sft
+
+    assert run(["--env", "CoinCollector", "--model", "tiny-random", "--max-steps", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["env"] == "TextWorld-CoinCollector-v0"
+    benchmark(["--agents", "random,expert,llm", "--model", "tiny-random", "--envs", f"CoinCollector,Cooking,{small}",
+               "--episodes", "1", "--max-steps", "30", "--out", str(tmp_path / "b")])
+    results = json.loads((tmp_path / "b" / "results.json").read_text())
+    runs = {(r["agent"], r["env"]): r["aggregates"] for r in results["runs"]}
+    assert runs[("expert", "TextWorld-CoinCollector-v0")]["progress"]["mean"] == 1.0
+    assert "Progress [95% CI]" in (tmp_path / "b" / "results.md").read_text()
+    assert "not_applicable" in runs[("llm", "TextWorld-Cooking-v0")]
+    summary = sft(["--env", "Cooking", "--model", "tiny-random", "--demos", "30", "--epochs", "1", "--eval-episodes",
+                   "0", "--no-progress", "--learning-rate", "3e-3", "--out", str(tmp_path / "bc")])
+    assert summary["final_ce"] < summary["initial_ce"]
+    assert summary["distinct_states"] > 20
+
+
+def test_games_cli_makes_the_games_a_benchmark_plays(games):
+    from envs.games import main
+
+    main(["--env", "CoinCollector", "--split", "validation", "--episodes", "1"])
+    [seed] = level_seeds("TextWorld-CoinCollector-v0", "validation", 1)
+    assert (games / envs.make("CoinCollector").unwrapped.game_file(seed).name).exists()
