@@ -34,8 +34,7 @@ import contextlib
 import hashlib
 import itertools
 import os
-import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -43,10 +42,11 @@ from torch import nn
 
 from agent import layouts, threads
 from agent.actions import ACTION_PHRASES, parse_action, parse_choice
-from agent.models import ModelError, load_model, parse_device
+from agent.adapter_io import VALUE_HEAD_FILE, load_adapter, load_value_head
+from agent.lower_rows import LowerRows
+from agent.models import load_model, parse_device
+from agent.phrase_tree import PhraseTree, common_prefix
 from agent.prompts import SCORE_SYSTEM, PromptFormat, encode, writing_system
-
-VALUE_HEAD_FILE = "value_head.pt"
 
 
 @dataclass
@@ -80,53 +80,6 @@ class Generation:
     @property
     def invalid(self) -> bool:
         return self.parsed is None
-
-
-@dataclass
-class PhraseTree:
-    """Action phrases as a token trie, flattened in depth-first order."""
-
-    tokens: list[int]  # token id of each node
-    parents: list[int]  # parent node index, -1 for a first token
-    depths: list[int]
-    paths: list[list[int]] = field(default_factory=list)  # node indices of each phrase
-
-    @property
-    def inner(self) -> list[int]:
-        """Nodes with children: only these run through the model, since a leaf's log-prob
-        comes from its parent's output (7 of MiniGrid's 11 nodes are leaves)."""
-        parents = set(self.parents)
-        return [i for i in range(len(self.tokens)) if i in parents]
-
-    @classmethod
-    def build(cls, phrase_ids: list[list[int]]) -> "PhraseTree":
-        tree = cls([], [], [])
-        index: dict[tuple[int, ...], int] = {}
-        for ids in phrase_ids:
-            path = []
-            for depth, token in enumerate(ids):
-                key = tuple(ids[: depth + 1])
-                if key not in index:
-                    index[key] = len(tree.tokens)
-                    tree.tokens.append(token)
-                    tree.parents.append(path[-1] if path else -1)
-                    tree.depths.append(depth)
-                path.append(index[key])
-            tree.paths.append(path)
-        return tree
-
-
-def common_prefix(rows: list[list[int]]) -> tuple[int, ...]:
-    """Longest prefix shared by all rows, leaving each row at least one token of its own."""
-    limit = min(len(r) for r in rows) - 1
-    first = rows[0]
-    n = 0
-    while n < limit and all(r[n] == first[n] for r in rows):
-        n += 1
-    return tuple(first[:n])
-
-
-LOWER_CACHE = 20_000  # states whose frozen lower-layer outputs are kept (about 0.1 MB each)
 
 
 def bf16_is_fast(device: torch.device) -> bool:
@@ -167,10 +120,8 @@ class LMPolicy(nn.Module):
         self.tree = self._tree(self.phrases)
         self._prefix_cache: dict[tuple[int, ...], list] = {}
         self._prefix_key = None
-        self._lower_cache: dict[tuple[tuple[int, ...], bool], torch.Tensor] = {}  # see _lower_hidden
+        self.lower = LowerRows(self.device, self._lower_fingerprint)  # see _lower_hidden
         self._system_lower: dict = {}  # see _system_kv_split
-        self._lower_dir: Path | None = None  # see keep_lower_rows
-        self._lower_folder: Path | None = None
 
     # ----- helpers -------------------------------------------------------------------
     def autocast(self):
@@ -189,7 +140,7 @@ class LMPolicy(nn.Module):
     def state_ids(self, observation: str) -> list[int]:
         return encode(self.tokenizer, observation + self.format.suffix)
 
-    def _weights_key(self):
+    def weights_key(self):
         """Changes whenever a trainable weight changes in place (optimizer steps do)."""
         adapter_on = not getattr(self, "_adapter_off", False)
         versions = tuple(p._version for p in self.model.parameters() if p.requires_grad)
@@ -201,7 +152,7 @@ class LMPolicy(nn.Module):
         Cached per weights version (the system part always, up to 64 shared prefixes,
         e.g. one per mission); recomputed when gradients must flow through it (training).
         """
-        key = self._weights_key()
+        key = self.weights_key()
         if torch.is_grad_enabled() and any(key[1]):
             frozen = self._frozen_layers()
             system = self._system_kv_split(frozen) if frozen else self._run_prefix(self.system_ids)
@@ -432,16 +383,16 @@ class LMPolicy(nn.Module):
                       tail_key=None) -> torch.Tensor:
         """The rows' hidden states after the `frozen` bottom layers. They never change (no
         trainable weight below, the system part's KV there is fixed), so each state's rows
-        are computed once, without gradients, and kept (up to LOWER_CACHE states). A row is
+        are computed once, without gradients, and kept (`agent.lower_rows`). A row is
         its state's tokens right-padded, then `tail` columns every row shares the layout of
         (the phrase tree's nodes in score mode); `tail_key` names that layout in the cache keys
         (default: `tail`)."""
         from transformers import DynamicCache
 
-        store = self._lower_cache
+        store = self.lower
         width = ids.shape[1] - tail
         tail_key = tail if tail_key is None else tail_key
-        todo = [row for row, s in enumerate(state_ids) if not self._lower_known((tuple(s), self.bf16, tail_key))]
+        todo = [row for row, s in enumerate(state_ids) if not store.known((tuple(s), self.bf16, tail_key))]
         if todo:
             with torch.no_grad():
                 sub = DynamicCache(ddp_cache_data=[(k[todo], v[todo]) for k, v in
@@ -451,8 +402,8 @@ class LMPolicy(nn.Module):
                                        mask[todo], positions[todo], sub)
             for i, row in enumerate(todo):
                 n = len(state_ids[row])
-                self._keep_lower((tuple(state_ids[row]), self.bf16, tail_key), torch.cat([out[i, :n], out[i, width:]]),
-                                 save=True)
+                store.keep((tuple(state_ids[row]), self.bf16, tail_key), torch.cat([out[i, :n], out[i, width:]]),
+                           save=True)
         rows = [store[(tuple(s), self.bf16, tail_key)] for s in state_ids]
         hidden = rows[0].new_zeros(ids.shape + rows[0].shape[-1:])
         for row, (s, kept) in enumerate(zip(state_ids, rows)):
@@ -461,12 +412,9 @@ class LMPolicy(nn.Module):
         return hidden
 
     def keep_lower_rows(self, folder: str | os.PathLike) -> None:
-        """Also keep the frozen lower layers' rows (`_lower_hidden`) on disk, one file per state,
-        under FOLDER/<fingerprint of everything they depend on>: a later run over the same
-        states reads them instead of recomputing them (about 0.35 s a BabyAI-Text state on
-        2 CPU cores), and a run with other lower weights, system part or precision gets a
-        folder of its own."""
-        self._lower_dir, self._lower_folder = Path(folder), None
+        """Also keep the frozen lower layers' rows (`_lower_hidden`) on disk, one file per state
+        under FOLDER/<fingerprint> (`agent.lower_rows`), for later runs over the same states."""
+        self.lower.keep_on_disk(folder)
 
     def _lower_fingerprint(self) -> str:
         frozen = self._frozen_layers()
@@ -474,40 +422,6 @@ class LMPolicy(nn.Module):
         for p in itertools.chain(self.backbone.embed_tokens.parameters(), self.backbone.layers[:frozen].parameters()):
             digest.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
         return digest.hexdigest()[:16]
-
-    def _lower_file(self, key) -> Path | None:
-        if self._lower_dir is None:
-            return None
-        if self._lower_folder is None:
-            self._lower_folder = self._lower_dir / self._lower_fingerprint()
-            self._lower_folder.mkdir(parents=True, exist_ok=True)
-        return self._lower_folder / (hashlib.sha1(repr(key).encode()).hexdigest() + ".pt")
-
-    def _lower_known(self, key) -> bool:
-        """Whether `key`'s rows are in memory, reading them from disk if kept there."""
-        if key in self._lower_cache:
-            return True
-        path = self._lower_file(key)
-        if path is None or not path.is_file():
-            return False
-        try:
-            rows = torch.load(path, map_location=self.device, weights_only=True)  # tensors only, never code
-        except pickle.UnpicklingError as err:
-            raise ModelError(f"{path} holds code, objects other than tensors or garbage, so it will not be loaded: "
-                             "delete it, or pass a --lower-cache folder you produced or trust.") from err
-        self._keep_lower(key, rows)
-        return True
-
-    def _keep_lower(self, key, rows: torch.Tensor, save: bool = False) -> None:
-        store = self._lower_cache
-        if len(store) >= LOWER_CACHE:
-            store.pop(next(iter(store)))
-        store[key] = rows
-        path = self._lower_file(key) if save else None
-        if path is not None:
-            partial = path.with_suffix(f".{os.getpid()}.tmp")  # a run stopped mid-write leaves no half file
-            torch.save(rows.clone(), partial)
-            partial.replace(path)
 
     # ----- generate mode ---------------------------------------------------------------
     def answer_log_probs(self, state_ids: list[list[int]], answer_ids: list[list[int]]) -> torch.Tensor:
@@ -626,81 +540,3 @@ def load_policy(model: str = "smollm2-135m", adapter: str | None = None, device=
     if has_value_head:
         load_value_head(policy, adapter)
     return policy
-
-
-def save_adapter(policy: LMPolicy, folder: str | os.PathLike) -> Path:
-    """Write the LoRA adapter (peft format) and `value_head.pt`: loadable by `load_policy`."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    policy.model.save_pretrained(folder)
-    if policy.value_head is not None:
-        torch.save(policy.value_head.state_dict(), folder / VALUE_HEAD_FILE)
-    return folder
-
-
-def _misfit(lm, folder: Path) -> str | None:
-    """Why the adapter in `folder` cannot fit `lm`: LoRA on a layer or module the model lacks,
-    or of other widths. None when it fits, or when its files cannot be read (then loading
-    says it is corrupt)."""
-    import json
-    import re
-
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        config = json.loads((folder / "adapter_config.json").read_text())
-        with safe_open(folder / "adapter_model.safetensors", "pt") as f:
-            names = f.keys()
-            shapes = {key: f.get_slice(key).get_shape() for key in names}  # the header only
-    except (OSError, ValueError, SafetensorError):  # no safetensors file, or garbage: loading will tell
-        return None
-    layers, depth = config.get("layers_to_transform"), lm.config.num_hidden_layers
-    if isinstance(layers, list) and layers and max(layers) >= depth:
-        return f"LoRA on layer {max(layers)}, the model has {depth} layers"
-    modules = dict(lm.named_modules())
-    for key, shape in shapes.items():
-        match = re.fullmatch(r"base_model\.model\.(.+)\.lora_([AB])\.weight", key)
-        if not match:
-            continue
-        weight = getattr(modules.get(match.group(1)), "weight", None)
-        if weight is None:
-            return f"LoRA on {match.group(1)}, which the model lacks"
-        # lora_A is (r, in_features), lora_B (out_features, r)
-        got, want = (shape[1], weight.shape[-1]) if match.group(2) == "A" else (shape[0], weight.shape[0])
-        if got != want:
-            return f"{match.group(1)} is {want} wide in the model, {got} in the adapter"
-    return None
-
-
-def load_adapter(lm, adapter: str, trainable: bool = False):
-    """`lm` (a bare base model) wrapped with the LoRA adapter in folder `adapter` (peft format).
-
-    Raises agent.models.ModelError with the fix when the folder is missing, its files are
-    corrupt, or it was trained on another base model (its layers or shapes do not fit).
-    """
-    from peft import PeftModel
-
-    folder = Path(adapter)
-    if not (folder / "adapter_config.json").is_file():
-        raise ModelError(f"Adapter folder {adapter} holds no adapter_config.json: pass a folder written by training (e.g. runs/NAME/final).")
-    misfit = _misfit(lm, folder)
-    if misfit:
-        raise ModelError(f"Adapter {adapter} does not fit this model ({misfit}); it was made for another base "
-                         "model: pass its --model.")
-    try:
-        return PeftModel.from_pretrained(lm, folder, is_trainable=trainable)
-    except Exception as err:  # safetensors, json and key errors all mean this adapter does not load here
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise ModelError(f"Adapter {adapter} could not be loaded ({first}); it is corrupt: retrain or restore it.") from err
-
-
-def load_value_head(policy: LMPolicy, adapter: str) -> None:
-    """Load `adapter`/value_head.pt into `policy.value_head`; ModelError when corrupt or for another model."""
-    try:
-        state = torch.load(Path(adapter) / VALUE_HEAD_FILE, map_location=policy.device, weights_only=True)
-    except Exception as err:  # truncated or garbage file
-        raise ModelError(f"{Path(adapter) / VALUE_HEAD_FILE} is corrupt ({type(err).__name__}): retrain or restore the adapter.") from err
-    try:
-        policy.value_head.load_state_dict(state)
-    except RuntimeError as err:
-        raise ModelError(f"Value head in {adapter} does not fit this model: pass the --model it was trained with.") from err

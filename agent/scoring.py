@@ -58,7 +58,7 @@ class CachedScorer:
 
     def _current(self) -> None:
         """Forget scores and generations made with other weights."""
-        version = self.policy._weights_key()
+        version = self.policy.weights_key()
         if version != self._version or not self.memo:
             self._scores.clear()
             self._generations.clear()

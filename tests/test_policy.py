@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from agent.actions import ACTION_PHRASES, parse_action
-from agent.policy import LMPolicy, PhraseTree
+from agent.phrase_tree import PhraseTree
+from agent.policy import LMPolicy
 from agent.prompts import encode
 
 OBSERVATIONS = [
@@ -26,7 +27,7 @@ def naive_phrase_log_likelihoods(policy, observation):
 
 
 def test_common_prefix_leaves_each_row_a_token():
-    from agent.policy import common_prefix
+    from agent.phrase_tree import common_prefix
 
     assert common_prefix([[1, 2, 3], [1, 2, 4, 5]]) == (1, 2)
     assert common_prefix([[1, 2], [1, 2, 3]]) == (1,)
@@ -169,7 +170,7 @@ def test_cached_lower_layers_give_the_full_pass_scores_and_gradients():
         return out.log_probs.detach(), torch.cat([p.grad.flatten() for p in params])
 
     split = scores_and_grads()
-    assert len(policy._lower_cache) == len(ids)
+    assert len(policy.lower) == len(ids)
     assert policy._system_lower, "the system part's lower layers should be kept too"
     again = scores_and_grads()  # now from the cache
     policy._frozen_layers = lambda: 0

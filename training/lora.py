@@ -16,10 +16,11 @@ from pathlib import Path
 
 import torch
 
-from agent.cli import LMConfig, check_adapter, check_out_folder, check_range, option, out_option, switch
 from agent import layouts
+from agent.adapter_io import VALUE_HEAD_FILE, load_adapter, load_value_head
+from agent.cli import LMConfig, check_adapter, check_out_folder, check_range, option, out_option, switch
 from agent.models import ModelError, load_model
-from agent.policy import VALUE_HEAD_FILE, LMPolicy, load_adapter, load_value_head
+from agent.policy import LMPolicy
 from agent.prompts import SCORE_SYSTEM
 from envs.levels import check_splittable
 from envs.seeds import MAX_EVAL_SEEDS

@@ -32,10 +32,10 @@ from torch import nn
 
 import envs
 from agent import threads
+from agent.adapter_io import save_adapter
 from agent.cli import (check_out_folder, check_range, env_adapter, fail, option, parse_and_run, require, switch,
                        system_prompt)
 from agent.episodes import success_by_task
-from agent.policy import save_adapter
 from agent.prompts import SCORE_SYSTEM
 from agent.scoring import CachedScorer
 from training import checkpoint, lora, ppo

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from agent.episodes import Decision, shield, take_step
 from agent.adapters import adapter_for
+from agent.episodes import Decision, shield, take_step
 from agent.scoring import CachedScorer
 from envs import seeds as seed_policy
 from envs.levels import training_env

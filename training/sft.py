@@ -47,10 +47,10 @@ import torch
 from tqdm import tqdm
 
 from agent.actions import ACTION_PHRASES
+from agent.adapter_io import save_adapter
 from agent.adapters import adapter_for
 from agent.cli import check_range, fail, option, out_option, parse_and_run, require, switch, system_prompt
 from agent.episodes import play, success_by_task, take_step
-from agent.policy import save_adapter
 from agent.prompts import SCORE_SYSTEM, encode, writing_system
 from agent.scoring import CachedScorer
 from envs import seeds as seed_policy
