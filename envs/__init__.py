@@ -263,6 +263,13 @@ def make(name: str, seed: int | None = None, **kwargs) -> gymnasium.Env:
     return env
 
 
+def _knows_levels(env: gymnasium.Env) -> bool:
+    try:
+        return env.get_wrapper_attr("seed_level") is not None
+    except AttributeError:
+        return False
+
+
 def check_env(name: str) -> str:
     """Resolve `name` and make sure the env starts here (one reset); returns its id.
 
@@ -272,7 +279,9 @@ def check_env(name: str) -> str:
     """
     env_id = resolve_env_id(name)
     try:
-        env = make(env_id, seed=0)
+        env = make(env_id)
+        if not _knows_levels(env):  # generated games take minutes each: they are made when played
+            env.reset(seed=0)
         env.close()
     except Exception as err:  # whatever the env raises, it cannot be played here
         detail = (str(err).strip().splitlines() or [""])[0][:120]

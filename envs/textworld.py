@@ -58,6 +58,25 @@ _REQUEST = ("admissible_commands", "policy_commands", "objective", "description"
             "max_score", "won", "lost")
 
 
+READ_RECIPE = ("examine cookbook", "read cookbook")
+
+
+def short_recipe(text: str) -> str:
+    """The cookbook's ingredients and directions on one line.
+
+    >>> short_recipe("Recipe #1\\n---\\nIngredients:\\nred apple\\n  carrot\\n\\nDirections:\\nslice the carrot\\n  prepare meal")
+    'Ingredients: red apple, carrot. Directions: slice the carrot, prepare meal.'
+    """
+    sections, current = [], None
+    for line in (line.strip() for line in text.splitlines()):
+        if line.endswith(":") and line[:-1] in ("Ingredients", "Directions"):
+            current = [line]
+            sections.append(current)
+        elif line and current is not None:
+            current.append(line)
+    return " ".join(f"{head} {', '.join(items)}." for head, *items in sections)
+
+
 def games_dir() -> Path:
     """Where generated games are kept."""
     return Path(os.environ.get("EMBODIED_LM_GAMES") or Path.home() / ".cache" / "embodied-lm" / "textworld")
@@ -101,6 +120,7 @@ class TextWorldEnv(gymnasium.Env):
         self.state: dict = {}
         self.history: list[str] = []  # commands typed this episode
         self.visited: list[str] = []  # room names, in the order first entered
+        self.recipe = ""  # what the cookbook said, once read (cooking: the recipe is nowhere else)
         self._game = None
         self._level = ""
         self._next_seed = 0
@@ -160,7 +180,7 @@ class TextWorldEnv(gymnasium.Env):
         infos = textworld.EnvInfos(**{key: True for key in _REQUEST})
         self._game = textworld.start(str(self.game_file(game_seed)), infos)
         self._level = self.seed_level(game_seed)[1]
-        self.history, self.visited = [], []
+        self.history, self.visited, self.recipe = [], [], ""
         return self._observe(self._game.reset())
 
     def step(self, action):
@@ -169,6 +189,8 @@ class TextWorldEnv(gymnasium.Env):
         self.history.append(command)
         state, _, done = self._game.step(command)
         obs, info = self._observe(state)
+        if command in READ_RECIPE and "Ingredients:" in obs:
+            self.recipe = short_recipe(obs)
         terminated = bool(done and (info["won"] or info["lost"]))
         return obs, float(info["score"] - before), terminated, False, info
 

@@ -69,6 +69,19 @@ def test_the_walkthrough_wins_a_test_game_with_balrogs_settings(env_id, games):
         assert split_of(env.unwrapped.seed_level(seed)[1], env_id) == "test"
 
 
+def test_cooking_expert_reads_the_cookbook_and_the_text_keeps_the_recipe(games):
+    adapter, env = TextWorldAdapter(), envs.make("TextWorld-Cooking-v0")
+    obs, info = env.reset(seed=level_seeds("TextWorld-Cooking-v0", "test", 1)[0])
+    typed = []
+    while "examine cookbook" not in typed and len(typed) < 20:
+        typed.append(adapter.actions(obs, env)[adapter.expert(env)])
+        obs, *_ = env.step(typed[-1])
+    assert typed[-1] == "examine cookbook" and typed[-1] not in info["walkthrough"]
+    obs, *_ = env.step(adapter.actions(obs, env)[adapter.expert(env)])  # one step on, the recipe is still told
+    text = adapter.describe(obs, env)
+    assert "The cookbook you read: Ingredients:" in text and "Directions:" in text and "prepare meal" in text
+
+
 def test_phrases_are_each_states_admissible_commands(games):
     env = envs.make("TextWorld-CoinCollector-v0")
     obs, info = env.reset(seed=level_seeds("TextWorld-CoinCollector-v0", "test", 1)[0])

@@ -5,7 +5,8 @@ The agent reads no history, so the text carries a short one: the rooms seen so f
 last commands typed. The objective is shown only by the `...Objective-v0` twins (BALROG's
 agent never sees it); the plain ids give each task's general aim instead. The expert is the
 game's own walkthrough from the current state (`policy_commands`), re-planned after any
-detour, so it labels the learner's own states too.
+detour, so it labels the learner's own states too; in cooking it first reads the cookbook,
+which the walkthrough skips, and the text keeps what the cookbook said.
 
 >>> import envs
 >>> adapter = TextWorldAdapter()
@@ -16,7 +17,7 @@ detour, so it labels the learner's own states too.
 from __future__ import annotations
 
 from agent.adapters import EnvAdapter
-from envs.textworld import TextWorldEnv
+from envs.textworld import READ_RECIPE, TextWorldEnv
 
 __all__ = ["TextWorldAdapter", "matches"]
 
@@ -50,6 +51,8 @@ class TextWorldAdapter(EnvAdapter):
         if state["description"] and state["description"] not in obs:
             parts.append(f"You look around: {state['description']}")
         parts.append(state["inventory"] or "You are carrying nothing.")
+        if base.recipe:
+            parts.append(f"The cookbook you read: {base.recipe}")
         if base.visited:
             parts.append(f"Rooms you have seen: {', '.join(base.visited)}.")
         if base.history:
@@ -66,9 +69,12 @@ class TextWorldAdapter(EnvAdapter):
         return self.actions(obs, env)[index]
 
     def expert(self, env, last_action: int | None = None) -> int:
-        state = env.unwrapped.state
+        base = env.unwrapped
+        state = base.state
         commands = state["admissible"]
         step = next(iter(state["walkthrough"]), None)
+        if base.task == "Cooking" and not base.recipe and READ_RECIPE[0] in commands:
+            step = READ_RECIPE[0]  # the walkthrough never reads it, and nothing else tells the recipe
         if step in commands:
             return commands.index(step)
         # The walkthrough's next command is (rarely) phrased unlike any admissible one, or the
