@@ -218,6 +218,12 @@ def test_demos_only_writes_pairs_that_a_later_run_trains_on(tmp_path):
     kept = load_pairs(tmp_path / "demos" / "expert_pairs.jsonl")
     assert kept == collect_demos("MiniGrid-DoorKey-6x6-v0", 15, 0.2, 3, level_seed=4)
     assert kept != collect_demos("MiniGrid-DoorKey-6x6-v0", 15, 0.2, 3)  # --demo-seed: other levels
+    import gzip
+    import shutil
+
+    with open(written["expert_pairs"], "rb") as plain, gzip.open(tmp_path / "pairs.jsonl.gz", "wb") as packed:
+        shutil.copyfileobj(plain, packed)
+    assert load_pairs(tmp_path / "pairs.jsonl.gz") == kept  # a committed, gzipped file reads the same
     summary = main(["--model", "tiny-random", "--no-bf16", "--eval-episodes", "0", "--threads", "1", "--no-progress",
                     "--demos", "10", "--epochs", "1", "--no-final-ce", "--pairs", written["expert_pairs"],
                     "--out", str(tmp_path / "run")])

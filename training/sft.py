@@ -34,6 +34,7 @@ anywhere, `--resume OUT` continues it mid-epoch (docs/TRAINING.md, "Checkpoints 
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import time
@@ -106,7 +107,7 @@ class SFTConfig(lora.TrainConfig):
                                       "continue with --resume)")
     pairs: list[str] | None = option(None, "labelled pairs files trained on with this run's: earlier DAgger rounds' "
                                            "OUT/learner_pairs.jsonl (DAgger aggregates every round's data) or "
-                                           "--demos-only runs' OUT/expert_pairs.jsonl", nargs="+", metavar="FILE")
+                                           "--demos-only runs' OUT/expert_pairs.jsonl (.jsonl.gz too)", nargs="+", metavar="FILE")
     demo_seed: int = option(0, "seed of the expert demonstrations' levels (--seed draws their random deviations): "
                                "another value gives other levels, e.g. for a --demos-only run that adds to "
                                "earlier demonstrations")
@@ -275,7 +276,8 @@ def save_pairs(pairs: list[Pair], path: Path) -> None:
 
 
 def load_pairs(path: str) -> list[Pair]:
-    with open(path) as f:
+    """Pairs written by `write_pairs`, plain or gzipped (`.gz`, as committed under data/)."""
+    with (gzip.open(path, "rt") if str(path).endswith(".gz") else open(path)) as f:
         return [Pair(row["text"], int(row["label"]), row["answer"],
                      tuple(row["phrases"]) if row.get("phrases") is not None else None) for row in map(json.loads, f)]
 
