@@ -228,6 +228,10 @@ def test_demos_only_writes_pairs_that_a_later_run_trains_on(tmp_path):
                     "--demos", "10", "--epochs", "1", "--no-final-ce", "--pairs", written["expert_pairs"],
                     "--out", str(tmp_path / "run")])
     assert summary["pairs"] == 10 + 15 and summary["earlier_pairs"] == 15
+    alone = main(["--model", "tiny-random", "--no-bf16", "--eval-episodes", "0", "--threads", "1", "--no-progress",
+                  "--demos", "0", "--epochs", "1", "--no-final-ce", "--pairs", str(tmp_path / "pairs.jsonl.gz"),
+                  "--out", str(tmp_path / "alone")])
+    assert alone["pairs"] == 15  # --demos 0: the committed pairs only, no game or level made
 
 
 def test_warmup_sets_the_learning_rate_of_every_step(tmp_path):

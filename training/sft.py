@@ -72,7 +72,7 @@ class SFTConfig(lora.TrainConfig):
                                  "learning rate it reaches the all-layer adapter's success "
                                  "(docs/experiments/doorkey-lora-layers.md)")
     max_grad_norm: float = option(1.0, lora.GRAD_NORM_DOC)
-    demos: int = option(2000, "expert (state, action) pairs to collect")
+    demos: int = option(2000, "expert (state, action) pairs to collect (0 with --pairs: train on those alone)")
     deviation: float = option(0.2, "probability of executing a random action instead of the expert's (label stays the expert's)")
     epochs: int = option(12, "passes over the distinct states")
     batch_size: int = option(8, "distinct states per optimizer step (small: DoorKey has few distinct states)")
@@ -117,8 +117,8 @@ class SFTConfig(lora.TrainConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.demos < 1:
-            raise ValueError(f"--demos must be at least 1, not {self.demos}.")
+        if self.demos < (0 if self.pairs else 1):  # with --pairs, 0 trains on those pairs alone
+            raise ValueError(f"--demos must be at least 1 (0 with --pairs), not {self.demos}.")
         if not 0.0 <= self.deviation < 1.0:
             raise ValueError(f"--deviation must be in [0, 1), not {self.deviation}: it is a probability.")
         for name in ("epochs", "batch_size"):
