@@ -89,7 +89,7 @@ def test_lora_training_path_scores_like_the_adapted_model_and_trains_only_lora(f
     assert any(not torch.equal(after[n], w) for n, w in lora.items())
 
 
-@pytest.mark.parametrize("family", ["gemma3_text", "gpt2"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_run_and_sft_take_a_model_folder(folders, family, tmp_path, capsys):
     import json
 
