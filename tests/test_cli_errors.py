@@ -115,6 +115,7 @@ REST = [
     ("rl_finetune", ["--resume", "{tmp}/no-run"], "has no checkpoints/ folder"),
     ("rl_finetune", ["--target-modules", "no_such_proj"], "--target-modules 'no_such_proj' does not fit"),
     ("sft", ["--demos", "x"], "'x' is not a whole number"),
+    ("sft", ["--augment-injections", "2"], "must be a share in [0, 1]"),
     ("sft", ["--max-grad-norm", "-1"], "--max-grad-norm must be positive"),
     ("sft", ["--seed", "-1"], "out of range"),
     ("evals.benchmark", ["--out", "{file}"], "is a file"),

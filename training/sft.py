@@ -58,6 +58,7 @@ from envs import seeds as seed_policy
 from envs.expert import NoPlanError, expert_target
 from envs.levels import training_env
 from training import checkpoint, lora
+from training.augment import augment
 from training.evaluate import evaluate, greedy_agent, validation_seeds
 from training.logs import MetricLog
 from training.reasons import training_text
@@ -111,6 +112,10 @@ class SFTConfig(lora.TrainConfig):
     demo_seed: int = option(0, "seed of the expert demonstrations' levels (--seed draws their random deviations): "
                                "another value gives other levels, e.g. for a --demos-only run that adds to "
                                "earlier demonstrations")
+    augment_injections: float = option(0.0, "robust training: add copies of this share of the pairs, each with one "
+                                            "injected sentence (training/augment.py's list, never the benchmark's "
+                                            "held-out one) after the mission or inside the observation, label "
+                                            "unchanged (0 = off)")
     demos_only: bool = switch("collect the --demos expert pairs of --env and --seed, write them to "
                               "OUT/expert_pairs.jsonl for a later run's --pairs, and stop: no model is loaded, "
                               "nothing is trained (e.g. more demonstrations of the kinds a mixture fails)")
@@ -119,6 +124,8 @@ class SFTConfig(lora.TrainConfig):
         super().__post_init__()
         if self.demos < (0 if self.pairs else 1):  # with --pairs, 0 trains on those pairs alone
             raise ValueError(f"--demos must be at least 1 (0 with --pairs), not {self.demos}.")
+        if not 0.0 <= self.augment_injections <= 1.0:
+            raise ValueError(f"--augment-injections must be a share in [0, 1], not {self.augment_injections}.")
         if not 0.0 <= self.deviation < 1.0:
             raise ValueError(f"--deviation must be in [0, 1), not {self.deviation}: it is a probability.")
         for name in ("epochs", "batch_size"):
@@ -143,8 +150,9 @@ class SFTConfig(lora.TrainConfig):
         if (self.learner_env or self.learner_seed is not None) and not self.learner_episodes:
             raise ValueError("--learner-env and --learner-seed set the DAgger learner's episodes: add "
                              "--learner-episodes N, or drop them.")
-        if self.demos_only and (self.learner_episodes or self.pairs or self.resume):
-            raise ValueError("--demos-only only collects expert pairs: drop --learner-episodes, --pairs and --resume.")
+        if self.demos_only and (self.learner_episodes or self.pairs or self.resume or self.augment_injections):
+            raise ValueError("--demos-only only collects expert pairs: drop --learner-episodes, --pairs, --resume and "
+                             "--augment-injections.")
         require(self.env, "has_expert", "behaviour cloning")
         if self.learner_env:
             require(self.learner_env, "has_expert", "--learner-env")
@@ -381,6 +389,10 @@ def gather_pairs(config: SFTConfig, policy, out: Path, resumed: bool) -> tuple[l
         earlier = load_pairs(path)
         learner["earlier_pairs"] = learner.get("earlier_pairs", 0) + len(earlier)
         pairs += earlier
+    if config.augment_injections:
+        injected = augment(pairs, config.augment_injections, config.seed)
+        learner["injected_pairs"] = len(injected)
+        pairs += injected
     return pairs, learner
 
 
