@@ -263,11 +263,13 @@ def make(name: str, seed: int | None = None, **kwargs) -> gymnasium.Env:
     return env
 
 
-def _knows_levels(env: gymnasium.Env) -> bool:
+def seed_level_of(env: gymnasium.Env):
+    """`env`'s seed -> (env id, level) function when it names a seed's level without playing
+    it (generated games: making one can take minutes), else None."""
     try:
-        return env.get_wrapper_attr("seed_level") is not None
+        return env.get_wrapper_attr("seed_level")
     except AttributeError:
-        return False
+        return None
 
 
 def check_env(name: str) -> str:
@@ -280,7 +282,7 @@ def check_env(name: str) -> str:
     env_id = resolve_env_id(name)
     try:
         env = make(env_id)
-        if not _knows_levels(env):  # generated games take minutes each: they are made when played
+        if seed_level_of(env) is None:  # generated games take minutes each: they are made when played
             env.reset(seed=0)
         env.close()
     except Exception as err:  # whatever the env raises, it cannot be played here

@@ -69,19 +69,10 @@ def fingerprint(env: gymnasium.Env) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
-def _seed_level(env: gymnasium.Env):
-    """`env`'s seed -> (env id, level) function when it names a seed's level without playing
-    it (generated games: making one can take minutes), else None."""
-    try:
-        return env.get_wrapper_attr("seed_level")
-    except AttributeError:
-        return None
-
-
 def _level_reader(env: gymnasium.Env):
     """seed -> (id of the env whose split applies, level fingerprint), by resetting `env`
-    unless it knows its levels without (`_seed_level`)."""
-    known = _seed_level(env)
+    unless it knows its levels without (`envs.seed_level_of`)."""
+    known = envs.seed_level_of(env)
     if known is not None:
         return known
 
@@ -198,7 +189,7 @@ class TrainLevels(gymnasium.Wrapper):
     """
 
     def reset(self, *, seed=None, options=None):
-        known = _seed_level(self.env)
+        known = envs.seed_level_of(self.env)
         if seed is not None and known is not None:  # skip held-out games without making them
             for _ in range(MAX_REJECTS):
                 if split_of(known(seed)[1], known(seed)[0]) == "train":

@@ -210,9 +210,8 @@ def run(model_spec: str, batch_sizes: list[int], states: int, min_seconds: float
             fast, scores = timed(fast_policy.score, batches, min_seconds, dev)
             say(f"batch {b}: (c) optimised, fp32")
             fast32, scores32 = timed(fp32_policy.score, batches, min_seconds, dev)
-            fast_sums = [s.phrase_log_likelihoods.cpu() for s in scores]
-            fast32_sums = [s.phrase_log_likelihoods.cpu() for s in scores32]
-            kv, base = [x.cpu() for x in kv], [x.cpu() for x in base]
+            fast_sums = [s.phrase_log_likelihoods for s in scores]
+            fast32_sums = [s.phrase_log_likelihoods for s in scores32]
             tokens = sum(s.tokens for s in scores) / len(texts)
             n_few = sum(len(x) for x in few)
             result["batches"].append({

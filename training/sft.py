@@ -284,7 +284,7 @@ def save_pairs(pairs: list[Pair], path: Path) -> None:
 
 
 def load_pairs(path: str) -> list[Pair]:
-    """Pairs written by `write_pairs`, plain or gzipped (`.gz`, as committed under data/)."""
+    """Pairs written by `save_pairs`, plain or gzipped (`.gz`, as committed under data/)."""
     with (gzip.open(path, "rt") if str(path).endswith(".gz") else open(path)) as f:
         return [Pair(row["text"], int(row["label"]), row["answer"],
                      tuple(row["phrases"]) if row.get("phrases") is not None else None) for row in map(json.loads, f)]
