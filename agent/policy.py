@@ -236,15 +236,17 @@ class LMPolicy(nn.Module):
     def score_ids(self, state_ids: list[list[int]], phrases: list[tuple[str, ...]] | None = None) -> ActionScores:
         """Like `score`, from token ids of the state parts (what rollouts store).
 
-        Rows with other phrase sets share one tree of every phrase in the batch: each row
-        scores all of them, then keeps its own and normalises over those. Log-probs are
-        B x (largest set), -inf past a row's own phrases."""
+        Rows with other phrase sets each run their own tree after their state (the fast
+        path), or share one tree of every phrase in the batch (the generic one) and keep
+        their own. Log-probs are B x (largest set), -inf past a row's own phrases."""
         threads.follow()
         sets = [tuple(p) for p in phrases] if phrases is not None else [self.phrases] * len(state_ids)
+        if all(row == sets[0] for row in sets):
+            return self._score_tree(state_ids, [self._tree(sets[0])] * len(sets))
+        if self.fast:
+            return self._score_tree(state_ids, [self._tree(row) for row in sets])
         union = tuple(dict.fromkeys(p for row in sets for p in row))
-        scores = self._score_tree(state_ids, self._tree(union))
-        if all(row == union for row in sets):
-            return scores
+        scores = self._score_generic(state_ids, self._tree(union))
         width = max(len(row) for row in sets)
         where = {p: i for i, p in enumerate(union)}
         index = torch.tensor([[where[p] for p in row] + [0] * (width - len(row)) for row in sets], device=self.device)
@@ -254,13 +256,16 @@ class LMPolicy(nn.Module):
         scaled = sums / lengths if self.normalization == "mean" else sums
         return ActionScores(torch.log_softmax(scaled, -1), scores.values, sums, scores.tokens)
 
-    def _score_tree(self, state_ids: list[list[int]], tree: PhraseTree) -> ActionScores:
-        """Every phrase of `tree` for each state, in one forward pass (the module doc's fast path)."""
+    def _score_tree(self, state_ids: list[list[int]], trees: list[PhraseTree]) -> ActionScores:
+        """Every phrase of `trees[i]` for state i, in one forward pass (the module doc's fast
+        path). Each row holds its state, then its tree's inner nodes, padded to the batch's
+        largest tree; log-probs are B x (largest set), -inf past a row's own phrases."""
         if not self.fast:
-            return self._score_generic(state_ids, tree)
+            return self._score_generic(state_ids, trees[0])
         dev = self.device
-        inner = tree.inner
-        batch, n_nodes = len(state_ids), len(inner)
+        batch, shared_tree = len(state_ids), all(t is trees[0] for t in trees)
+        inners = [t.inner for t in trees]
+        n_nodes = max(len(inner) for inner in inners)
         frozen = self._frozen_layers()
         # Tokens that every row starts with (the mission, usually) run once, batch 1, cached.
         # Not when the frozen lower layers are cached per state: those rows need all their tokens.
@@ -271,15 +276,25 @@ class LMPolicy(nn.Module):
         width = int(lengths.max())
         n_sys = len(self.system_ids) + len(shared)
 
-        # Rows: state tokens right-padded to `width`, then the tree nodes.
-        ids = torch.full((batch, width + n_nodes), self.tokenizer.pad_token_id, device=dev)
-        for row, s in enumerate(state_ids):
+        # Rows: state tokens right-padded to `width`, then the row's tree nodes, padded.
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((batch, width + n_nodes), pad, device=dev)
+        depths = torch.zeros(batch, n_nodes, dtype=torch.long, device=dev)
+        ancestry = torch.eye(n_nodes, dtype=torch.bool, device=dev).repeat(batch, 1, 1)
+        for row, (s, tree, inner) in enumerate(zip(state_ids, trees, inners)):
             ids[row, : len(s)] = torch.tensor(s, device=dev)
-        ids[:, width:] = torch.tensor([tree.tokens[i] for i in inner], device=dev, dtype=ids.dtype)
+            ids[row, width:width + len(inner)] = torch.tensor([tree.tokens[i] for i in inner], device=dev, dtype=ids.dtype)
+            depths[row, : len(inner)] = torch.tensor([tree.depths[i] for i in inner], device=dev, dtype=torch.long)
+            if row and shared_tree:
+                ancestry[row] = ancestry[0]
+                continue
+            for k, node in enumerate(inner):  # depth-first order: a parent's row is filled first
+                parent = tree.parents[node]
+                if parent >= 0:
+                    ancestry[row, k] |= ancestry[row, inner.index(parent)]
 
         cols = torch.arange(width, device=dev)
-        depths = torch.tensor([tree.depths[i] for i in inner], device=dev, dtype=cols.dtype)
-        positions = torch.cat([cols.expand(batch, -1), lengths[:, None] + depths[None]], 1) + n_sys
+        positions = torch.cat([cols.expand(batch, -1), lengths[:, None] + depths], 1) + n_sys
 
         # Attention: system part always; states causal over their real tokens; tree nodes
         # see their state's real tokens and their own ancestors (and themselves).
@@ -290,11 +305,6 @@ class LMPolicy(nn.Module):
         causal = torch.ones(width, width, dtype=torch.bool, device=dev).tril()
         mask[:, :width, n_sys:n_sys + width] = causal[None] & real[:, None, :]
         mask[:, width:, n_sys:n_sys + width] = real[:, None, :]
-        ancestry = torch.eye(n_nodes, dtype=torch.bool, device=dev)
-        for row, node in enumerate(inner):  # depth-first order: a parent's row is filled first
-            parent = tree.parents[node]
-            if parent >= 0:
-                ancestry[row] |= ancestry[inner.index(parent)]
         mask[:, width:, n_sys + width:] = ancestry
         mask = self._attention_mask(mask[:, None])
 
@@ -302,9 +312,10 @@ class LMPolicy(nn.Module):
         with self.autocast():
             if frozen:
                 # The lower rows of the tree's nodes depend on the tree: the fixed one is known by its size.
-                known_as = n_nodes if tree is self.tree else (n_nodes, tuple(tree.tokens), tuple(tree.parents))
+                keys = [len(inner) if tree is self.tree else (len(inner), tuple(tree.tokens), tuple(tree.parents))
+                        for tree, inner in zip(trees, inners)]
                 lower = self._lower_hidden(state_ids, ids, mask, positions, cache, frozen, tail=n_nodes,
-                                           tail_key=known_as)
+                                           tail_key=keys, tails=[len(inner) for inner in inners])
                 upper = self._run_layers(lower, self.backbone.layers[frozen:], mask, positions, cache)
                 hidden = self.backbone.norm(upper)
             else:
@@ -316,12 +327,25 @@ class LMPolicy(nn.Module):
         with self.autocast():
             logits = self.lm_head(needed)
         logp = torch.log_softmax(logits.float(), -1)
-        source = torch.tensor([0 if p < 0 else 1 + inner.index(p) for p in tree.parents], device=dev)  # row in `needed`
-        node_logp = logp[:, source, torch.tensor(tree.tokens, device=dev)]  # B x N
-        sums = torch.stack([node_logp[:, path].sum(-1) for path in tree.paths], -1)  # B x A
-        scaled = sums / torch.tensor([len(p) for p in tree.paths], device=dev) if self.normalization == "mean" else sums
         values = self.value_head(last.float()).squeeze(-1) if self.value_head is not None else None
-        return ActionScores(torch.log_softmax(scaled, -1), values, sums, tokens=int(lengths.sum()) + batch * n_nodes + len(shared))
+        tokens = int(lengths.sum()) + sum(len(inner) for inner in inners) + len(shared)
+        if shared_tree:
+            tree, inner = trees[0], inners[0]
+            source = torch.tensor([0 if p < 0 else 1 + inner.index(p) for p in tree.parents], device=dev)  # row in `needed`
+            node_logp = logp[:, source, torch.tensor(tree.tokens, device=dev)]  # B x N
+            sums = torch.stack([node_logp[:, path].sum(-1) for path in tree.paths], -1)  # B x A
+            scaled = sums / torch.tensor([len(p) for p in tree.paths], device=dev) if self.normalization == "mean" else sums
+            return ActionScores(torch.log_softmax(scaled, -1), values, sums, tokens=tokens)
+        n_phrases = max(len(t.paths) for t in trees)
+        sums = torch.full((batch, n_phrases), float("-inf"), device=dev)
+        lengths_of = torch.ones(batch, n_phrases, device=dev)
+        for row, (tree, inner) in enumerate(zip(trees, inners)):
+            source = torch.tensor([0 if p < 0 else 1 + inner.index(p) for p in tree.parents], device=dev)
+            node_logp = logp[row, source, torch.tensor(tree.tokens, device=dev)]
+            sums[row, : len(tree.paths)] = torch.stack([node_logp[path].sum() for path in tree.paths])
+            lengths_of[row, : len(tree.paths)] = torch.tensor([float(len(p)) for p in tree.paths], device=dev)
+        scaled = sums / lengths_of if self.normalization == "mean" else sums
+        return ActionScores(torch.log_softmax(scaled, -1), values, sums, tokens=tokens)
 
     def _score_generic(self, state_ids: list[list[int]], tree: PhraseTree) -> ActionScores:
         """`_score_tree` through the model's own forward pass (`agent.layouts`): one row per
@@ -380,19 +404,22 @@ class LMPolicy(nn.Module):
         return hidden
 
     def _lower_hidden(self, state_ids, ids, mask, positions, cache, frozen: int, tail: int,
-                      tail_key=None) -> torch.Tensor:
+                      tail_key=None, tails: list[int] | None = None) -> torch.Tensor:
         """The rows' hidden states after the `frozen` bottom layers. They never change (no
         trainable weight below, the system part's KV there is fixed), so each state's rows
         are computed once, without gradients, and kept (`agent.lower_rows`). A row is
-        its state's tokens right-padded, then `tail` columns every row shares the layout of
-        (the phrase tree's nodes in score mode); `tail_key` names that layout in the cache keys
+        its state's tokens right-padded, then `tail` columns (the phrase tree's nodes in
+        score mode), of which row i's first `tails[i]` are its own (default: all); `tail_key`
+        names their layout in the cache keys, one for all rows or a list of one per row
         (default: `tail`)."""
         from transformers import DynamicCache
 
         store = self.lower
         width = ids.shape[1] - tail
-        tail_key = tail if tail_key is None else tail_key
-        todo = [row for row, s in enumerate(state_ids) if not store.known((tuple(s), self.bf16, tail_key))]
+        tail_keys = tail_key if isinstance(tail_key, list) else [tail if tail_key is None else tail_key] * len(state_ids)
+        tails = tails or [tail] * len(state_ids)
+        keys = [(tuple(s), self.bf16, k) for s, k in zip(state_ids, tail_keys)]
+        todo = [row for row, key in enumerate(keys) if not store.known(key)]
         if todo:
             with torch.no_grad():
                 sub = DynamicCache(ddp_cache_data=[(k[todo], v[todo]) for k, v in
@@ -402,13 +429,12 @@ class LMPolicy(nn.Module):
                                        mask[todo], positions[todo], sub)
             for i, row in enumerate(todo):
                 n = len(state_ids[row])
-                store.keep((tuple(state_ids[row]), self.bf16, tail_key), torch.cat([out[i, :n], out[i, width:]]),
-                           save=True)
-        rows = [store[(tuple(s), self.bf16, tail_key)] for s in state_ids]
+                store.keep(keys[row], torch.cat([out[i, :n], out[i, width:width + tails[row]]]), save=True)
+        rows = [store[key] for key in keys]
         hidden = rows[0].new_zeros(ids.shape + rows[0].shape[-1:])
         for row, (s, kept) in enumerate(zip(state_ids, rows)):
             hidden[row, : len(s)] = kept[: len(s)]
-            hidden[row, width:] = kept[len(s):]
+            hidden[row, width:width + len(kept) - len(s)] = kept[len(s):]
         return hidden
 
     def keep_lower_rows(self, folder: str | os.PathLike) -> None:

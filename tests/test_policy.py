@@ -299,6 +299,10 @@ def test_phrase_sets_through_cached_lower_layers_equal_the_full_pass():
     split = policy.score_ids(ids, SETS).log_probs.detach()
     again = policy.score_ids(ids, SETS).log_probs.detach()  # the lower rows now from the cache, keyed by tree
     other = policy.score_ids(ids, [SETS[1], SETS[2], SETS[0]]).log_probs.detach()  # same states, other trees
+    known = len(policy.lower)
+    alone = policy.score_ids(ids[2:], SETS[2:]).log_probs.detach()
+    assert len(policy.lower) == known  # a state's rows are keyed by its own tree, not by the batch's others
+    torch.testing.assert_close(alone[0], split[2, :2])
     policy._frozen_layers = lambda: 0
     torch.testing.assert_close(split, policy.score_ids(ids, SETS).log_probs.detach(), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(again, split)
