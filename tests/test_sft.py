@@ -63,7 +63,10 @@ def test_bad_cli_input_is_one_sentence_and_exit_2():
     assert result.stderr.strip().count("\n") == 0 and "--deviation" in result.stderr
 
 
-@pytest.mark.parametrize("argv", [["--demos", "many"], ["--env", "NoSuchEnv"], ["--epochs", "0"]])
+@pytest.mark.parametrize("argv", [["--demos", "many"], ["--env", "NoSuchEnv"], ["--epochs", "0"],
+                                  ["--demos", "0", "--pairs", str(ROOT / "data/textworld/expert-pairs-seed1.jsonl.gz")],
+                                  ["--env", "FrozenLake-v1", "--demos", "0", "--pairs",
+                                   str(ROOT / "data/textworld/expert-pairs-seed1.jsonl.gz")]])
 def test_bad_cli_values_exit_2(argv, capsys):
     from training.sft import SFTConfig
     from agent.cli import parse
@@ -251,3 +254,26 @@ def test_warmup_sets_the_learning_rate_of_every_step(tmp_path):
     assert steps_per_epoch > 5  # epoch 1 ends after the warm-up
     assert rates[0] == pytest.approx(0.01 * learning_rate_factor(steps_per_epoch, 2 * steps_per_epoch, 5))
     assert not any(r["step"] == "0" for r in rows)
+
+
+def test_grouped_epoch_order_is_a_shuffled_permutation_of_whole_batches_that_pad_little():
+    from training.sft import epoch_order
+
+    lengths = [int(x) for x in torch.randint(20, 500, (2231,), generator=torch.Generator().manual_seed(0))]
+    plain = epoch_order(2231, 16, torch.Generator().manual_seed(3))
+    assert plain == torch.randperm(2231, generator=torch.Generator().manual_seed(3)).tolist()  # old runs unchanged
+    grouped = epoch_order(2231, 16, torch.Generator().manual_seed(3), lengths)
+    assert sorted(grouped) == list(range(2231)) and grouped == epoch_order(2231, 16, torch.Generator().manual_seed(3), lengths)
+    assert grouped != epoch_order(2231, 16, torch.Generator().manual_seed(4), lengths)
+
+    def padding(order):
+        batches = [order[i:i + 16] for i in range(0, len(order), 16)]
+        return sum(max(lengths[j] for j in b) * len(b) - sum(lengths[j] for j in b) for b in batches)
+
+    assert padding(grouped) < padding(plain) / 5
+    # the one short batch is last; the rest are shuffled, not sorted by length across the epoch
+    batches = [grouped[i:i + 16] for i in range(0, 2231, 16)]
+    assert len(batches[-1]) == 2231 % 16 and all(len(b) == 16 for b in batches[:-1])
+    firsts = [lengths[b[0]] for b in batches[:-1]]
+    assert firsts != sorted(firsts)
+    assert epoch_order(0, 16, torch.Generator(), []) == []

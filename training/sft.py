@@ -78,6 +78,9 @@ class SFTConfig(lora.TrainConfig):
     epochs: int = option(12, "passes over the distinct states")
     batch_size: int = option(8, "distinct states per optimizer step (small: DoorKey has few distinct states)")
     weight_decay: float = option(0.0, "AdamW weight decay")
+    group_by_length: bool = option(False, "batch states of similar length together (each epoch still shuffled): a "
+                                          "batch pads to its longest state, so texts of very different lengths, "
+                                          "like TextWorld's, waste less compute")
     mode: str = option("score", "score: learn to rank the 7 action phrases; generate: learn to write "
                                 "'Reason: <sentence>' then 'Action: <phrase>' (play it with --mode generate --reason)",
                        choices=("score", "generate"))
@@ -153,6 +156,8 @@ class SFTConfig(lora.TrainConfig):
         if self.demos_only and (self.learner_episodes or self.pairs or self.resume or self.augment_injections):
             raise ValueError("--demos-only only collects expert pairs: drop --learner-episodes, --pairs, --resume and "
                              "--augment-injections.")
+        for path in self.pairs or []:
+            check_pairs_fit(path, self.env)
         require(self.env, "has_expert", "behaviour cloning")
         if self.learner_env:
             require(self.learner_env, "has_expert", "--learner-env")
@@ -169,6 +174,33 @@ class Pair(NamedTuple):
     label: int
     answer: str
     phrases: tuple[str, ...] | None = None
+
+
+def check_pairs_fit(path: str, env_id: str) -> None:
+    """Refuse pairs whose actions are not --env's: training would run under another family's
+    system part (the pairs file does not say which env made it)."""
+    import envs
+
+    with (gzip.open if str(path).endswith(".gz") else open)(path, "rt") as f:
+        first = f.readline()
+    if not first.strip():
+        return
+    try:
+        phrases = json.loads(first).get("phrases")
+    except (json.JSONDecodeError, AttributeError):
+        raise ValueError(f"--pairs {path} is not a pairs file (one JSON object per line, as sft writes to "
+                         "OUT/expert_pairs.jsonl).") from None
+    for part in env_id.split("+"):
+        env = envs.make(part)
+        try:
+            fixed = adapter_for(env).fixed_actions(env)
+        finally:
+            env.close()
+        if (fixed is None and phrases is not None) or (fixed is not None and tuple(phrases or ACTION_PHRASES) == tuple(fixed)):
+            return
+    kind = "per-state commands" if phrases else "MiniGrid's seven actions"
+    raise ValueError(f"--pairs {path} holds states with {kind}, which --env {env_id} does not have: give the --env "
+                     "the pairs were collected on (e.g. CoinCollector+TreasureHunter+Cooking for TextWorld pairs).")
 
 
 def labelled(adapter, obs, env, label: int) -> Pair:
@@ -410,6 +442,23 @@ class Progress:
     distinct_states: int = 0
 
 
+def epoch_order(n: int, batch_size: int, generator: torch.Generator, lengths: list[int] | None = None) -> list[int]:
+    """An epoch's order of the n states, read `batch_size` at a time. With `lengths`, each run
+    of 50 batches is sorted by length before it is cut into batches, and the full batches are
+    shuffled (the one short batch stays last, so every other batch stays whole)."""
+    order = torch.randperm(n, generator=generator).tolist()
+    if lengths is None:
+        return order
+    chunk = 50 * batch_size
+    batches = []
+    for start in range(0, n, chunk):
+        part = sorted(order[start:start + chunk], key=lengths.__getitem__)
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    last = [batches.pop()] if batches and len(batches[-1]) < batch_size else []
+    shuffled = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()] + last
+    return [i for batch in shuffled for i in batch]
+
+
 def learning_rate_factor(step: int, total_steps: int, warmup_steps: int) -> float:
     """The multiple of --learning-rate at optimizer step `step` (0-based): a linear rise over
     the warm-up, then a linear decay that reaches 0 after the last step.
@@ -511,7 +560,8 @@ def train(config: SFTConfig) -> dict:
     while progress.epoch <= config.epochs and not stopped:
         epoch_began, done_at_start = time.perf_counter(), progress.start
         if progress.order is None:
-            progress.order = torch.randperm(len(states), generator=generator).tolist()
+            lengths = [objective.length(state) for state in states] if config.group_by_length else None
+            progress.order = epoch_order(len(states), config.batch_size, generator, lengths)
         order = progress.order
         bar.set_description(f"epoch {progress.epoch}/{config.epochs}")
         while progress.start < len(order) and not stopped:
