@@ -173,6 +173,7 @@ SPLIT_DOC = ("levels to play, each once: test (final numbers) or validation (tun
              "training never samples (envs/levels.py), or all (held out or not: for untrained agents and families "
              "too small to split)")
 SPLITS = ("test", "validation", "all")
+PROGRESS_DOC = "show a tqdm progress bar on stderr (--no-progress: none, for log files)"
 SEED_DOC = "seed of the first episode or of the run's randomness"
 MODEL_DOC = f"{' or '.join(BUILTIN_MODELS)}, a Hugging Face folder, a .gguf file or a hub id"
 THREADS_DOC = ("torch CPU threads per process (0 = the cores other processes leave free, re-checked as the run "

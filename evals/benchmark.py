@@ -25,6 +25,7 @@ import envs
 from agent.cli import (
     DEVICE_DOC,
     MODEL_DOC,
+    PROGRESS_DOC,
     SPLIT_DOC,
     SPLITS,
     THREADS_DOC,
@@ -131,6 +132,7 @@ class BenchmarkConfig:
                          + ", ".join(INJECTIONS) + "); each is run besides the clean text")
     inject_at: str = option("obs", "where the injected sentence goes: after the observation text, or after the mission",
                             choices=PLACES)
+    progress: bool = option(True, PROGRESS_DOC)
     no_cache: bool = switch("query the LM at every step instead of once per distinct observation text")
     device: str | None = option(None, DEVICE_DOC)
     threads: int = option(0, THREADS_DOC)
@@ -295,7 +297,7 @@ def run_benchmark(args, specs: list[AgentSpec], env_ids: list[str], seeds: dict[
 
     injections = [None, *args.injections]
     bar = tqdm(total=len(specs) * len(variants) * len(injections) * sum(len(seeds[e]) for e in env_ids),
-               unit="episode", file=sys.stderr, mininterval=1.0, dynamic_ncols=True)
+               unit="episode", file=sys.stderr, mininterval=1.0, dynamic_ncols=True, disable=not args.progress)
     for spec in specs:
         # One scorer per agent and system part, kept over its envs and variants (texts carry their mission).
         caches = {key: CachedScorer(policy, memo=not args.no_cache) for key, policy in policies.items()

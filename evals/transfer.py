@@ -24,6 +24,7 @@ import envs
 from agent.cli import (
     DEVICE_DOC,
     MODEL_DOC,
+    PROGRESS_DOC,
     THREADS_DOC,
     check_adapter,
     check_device,
@@ -77,6 +78,7 @@ class TransferConfig:
     device: str | None = option(None, DEVICE_DOC)
     threads: int = option(0, THREADS_DOC)
     batch: int = option(32, "states per forward pass")
+    progress: bool = option(True, PROGRESS_DOC)
     out: str | None = out_option(None, "output folder for transfer.json, transfer.md and transfer.png (required)")
     rows: dict[str, str | None] = field(init=False, repr=False)
     env_ids: list[str] = field(init=False, repr=False)
@@ -113,7 +115,7 @@ def run_transfer(config: TransferConfig) -> dict:
     policies = {(label, system): load_policy(config.model, adapter, device=config.device, system=system)
                 for label, adapter in config.rows.items()  # a bad adapter fails before any cell
                 for system in dict.fromkeys(systems.values())}
-    bar = tqdm(total=len(config.rows) * len(config.env_ids), unit="cell", file=sys.stderr)
+    bar = tqdm(total=len(config.rows) * len(config.env_ids), unit="cell", file=sys.stderr, disable=not config.progress)
     for label, adapter in config.rows.items():
         trained = training_config(adapter) if adapter else {}
         training_envs = trained_on(adapter, trained) if adapter else []

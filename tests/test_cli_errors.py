@@ -241,3 +241,24 @@ def test_compare_curves_groups_seeds_and_refuses_mismatched_evaluations(tmp_path
     with pytest.raises(SystemExit):
         main([f"{tmp_path / 'a'},{tmp_path / 'c'}", "--out", str(tmp_path / "d.png")])
     assert "evaluated at different env steps" in capsys.readouterr().err
+
+
+def test_a_flag_shared_by_clis_says_the_same_in_each():
+    """--threads, --model, --device, --progress, --split, --bf16: one meaning, one help text."""
+    import dataclasses
+
+    from agent.run import RunConfig
+    from evals.benchmark import BenchmarkConfig
+    from evals.faithfulness import FaithfulnessConfig
+    from evals.transfer import TransferConfig
+    from training.evaluate import EvalConfig
+    from training.rl_finetune import PPOConfig
+    from training.sft import SFTConfig
+
+    configs = (RunConfig, BenchmarkConfig, FaithfulnessConfig, TransferConfig, EvalConfig, PPOConfig, SFTConfig)
+    for name in ("threads", "model", "device", "progress", "split", "bf16"):
+        docs = {cls.__name__: f.metadata.get("help") for cls in configs for f in dataclasses.fields(cls)
+                if f.name == name}
+        if name == "progress":  # training adds what it prints instead of the bar
+            docs = {k: v.split(";")[0].rstrip(")") for k, v in docs.items()}
+        assert len(docs) >= 2 and len(set(docs.values())) == 1, (name, docs)

@@ -18,7 +18,7 @@ import torch
 
 from agent import layouts
 from agent.adapter_io import VALUE_HEAD_FILE, load_adapter, load_value_head
-from agent.cli import LMConfig, check_adapter, check_out_folder, check_range, option, out_option, switch
+from agent.cli import PROGRESS_DOC, LMConfig, check_adapter, check_out_folder, check_range, option, out_option, switch
 from agent.models import ModelError, load_model
 from agent.policy import LMPolicy
 from agent.prompts import SCORE_SYSTEM
@@ -51,7 +51,7 @@ class TrainConfig(LMConfig):
                                      "(0 = no evaluation); test levels are left for training.evaluate")
     all_levels: bool = switch("train on every level, held-out ones too (a transfer source, or a family too small "
                               "to split); evaluation then plays any levels, so it no longer measures unseen ones")
-    progress: bool = option(True, "show a tqdm progress bar (--no-progress prints one JSON line per update instead)")
+    progress: bool = option(True, PROGRESS_DOC[:-1] + "; training then prints one JSON line per update)")
 
     def __post_init__(self):
         super().__post_init__()
