@@ -291,6 +291,22 @@ def test_each_row_scores_its_own_phrase_set_as_a_full_forward_pass(tiny):
     assert torch.equal(policy.score(OBSERVATIONS, [ACTION_PHRASES] * 3).log_probs, policy.score(OBSERVATIONS).log_probs)
 
 
+def test_rows_of_very_different_lengths_run_in_groups_and_come_back_in_order(tiny):
+    from agent.policy import length_groups
+
+    policy = LMPolicy(*tiny, bf16=False)
+    observations = [OBSERVATIONS[0], " ".join([OBSERVATIONS[1]] * 6), OBSERVATIONS[2]]
+    sizes = [len(policy.state_ids(o)) + len(policy._tree(s).inner) for o, s in zip(observations, SETS)]
+    assert len(length_groups(sizes)) >= 2  # the long row runs apart from the short ones
+    scores = policy.score(observations, SETS)
+    assert scores.log_probs.shape == (3, 4) and scores.tokens > 0
+    for row, (observation, phrases) in enumerate(zip(observations, SETS)):
+        own = scores.phrase_log_likelihoods[row, :len(phrases)]
+        torch.testing.assert_close(own, naive_set_log_likelihoods(policy, observation, phrases), atol=1e-4, rtol=1e-4)
+        assert torch.isinf(scores.log_probs[row, len(phrases):]).all()
+    assert length_groups([100, 124, 126, 500, 30]) == [[4], [0, 1], [2], [3]]
+
+
 def test_phrase_sets_through_cached_lower_layers_equal_the_full_pass():
     from training.lora import trainable_policy
 
