@@ -142,7 +142,7 @@ def _scan(env_id: str, split: str, n: int, first: int) -> tuple[int, ...]:
     stale = 0
     for seed in range(first, MAX_EVAL_SEEDS):
         family, level = read(seed)
-        if level not in seen and (split == "all" or split_of(level, family) == split):
+        if level is not None and level not in seen and (split == "all" or split_of(level, family) == split):
             seen.add(level)
             seeds.append(seed)
             stale = 0
@@ -192,7 +192,8 @@ class TrainLevels(gymnasium.Wrapper):
         known = envs.seed_level_of(self.env)
         if seed is not None and known is not None:  # skip held-out games without making them
             for _ in range(MAX_REJECTS):
-                if split_of(known(seed)[1], known(seed)[0]) == "train":
+                family, level = known(seed)
+                if level is not None and split_of(level, family) == "train":
                     break
                 seed += 1
         obs, info = self.env.reset(seed=seed, options=options)

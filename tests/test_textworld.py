@@ -53,6 +53,20 @@ def test_splits_are_found_without_making_a_game(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())  # no game was generated to find them
     # The Objective twin plays the same games.
     assert level_seeds("TextWorld-TreasureHunterObjective-v0", "test", 25) == test
+    # A seed whose game textworld did not make in an hour is in no split, training's neither.
+    from envs.levels import TrainLevels
+    from envs.textworld import UNMADE_SEEDS
+
+    slow = min(UNMADE_SEEDS["TreasureHunter"])
+    assert slow not in test + validation and slow - 1 in test  # the split it would have had
+    made = []
+    env = TrainLevels(envs.make("TextWorld-TreasureHunter-v0"))
+    game = env.env.unwrapped
+    monkeypatch.setattr(game, "reset", lambda seed=None, options=None: made.append(seed) or ("", {}))
+    monkeypatch.setattr("envs.levels.fingerprint", lambda e: game.seed_level(made[-1])[1])
+    env.reset(seed=slow)
+    first_training = next(s for s in range(slow + 1, slow + 99) if split_of(game.seed_level(s)[1], game.level_id) == "train")
+    assert made == [first_training]
 
 
 @pytest.mark.parametrize("env_id", ["TextWorld-CoinCollector-v0", "TextWorld-Cooking-v0"])
