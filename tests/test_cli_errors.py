@@ -1,7 +1,9 @@
 """Every command line, every bad input a user can type: one sentence on stderr, exit 2, no
 traceback, and nothing already on disk is touched.
 
-Each case runs the real CLI in a fresh process (`python -m ...` / `python training/x.py`).
+The CORE cases run the real CLI in a fresh process (`python -m ...` / `python training/x.py`);
+the REST run the same entry point in this process (`runpy`, as `__main__`), which costs no
+torch import each.
 Tests run as root, so a chmod-ed folder would not stop a write: "not writable" is a path
 under a regular file (`A_FILE/out`) or under /proc, which refuses new files for everyone.
 """
@@ -146,7 +148,8 @@ REST = [
     ("sft", ["--env", "Empty-5x5"], "train on all of them with --all-levels"),
     ("training.evaluate", ["--env", "Empty-5x5"], "too few to hold out"),
 ]
-CASES = [pytest.param(*case, id=f"{case[0]}:{' '.join(case[1])}") for case in CORE + REST]
+CASES = [pytest.param(*case, id=f"{case[0]}:{' '.join(case[1])}") for case in CORE]
+IN_PROCESS = [pytest.param(*case, id=f"{case[0]}:{' '.join(case[1])}") for case in REST]
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +184,31 @@ def run(cli, args, timeout=120):
                           timeout=timeout, env=env)
 
 
+def run_here(cli, args, capfd, monkeypatch):
+    """`run` in this process: the CLI's module or script as `__main__`, its exit code and stderr."""
+    import runpy
+
+    import torch
+
+    argv = CLIS[cli]
+    monkeypatch.chdir(ROOT)
+    module = argv[1] if argv[0] == "-m" else None
+    monkeypatch.setattr(sys, "argv", [module, *argv[2:], *args] if module else [*argv, *args])
+    threads = torch.get_num_threads()
+    code = 0
+    try:
+        if module:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(str(ROOT / argv[0]), run_name="__main__")
+    except SystemExit as stop:
+        code = stop.code
+    finally:
+        torch.set_num_threads(threads)
+    captured = capfd.readouterr()
+    return subprocess.CompletedProcess(argv, code, captured.out, captured.err)
+
+
 def assert_clean_failure(result, phrase):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -196,6 +224,15 @@ def test_bad_input_is_one_sentence_exit_2_no_traceback(paths, tmp_path, cli, arg
         args += ["--out", str(tmp_path / "out")]
     assert_clean_failure(run(cli, args), phrase)
     assert not (tmp_path / "out").exists()  # a failed command creates nothing
+
+
+@pytest.mark.parametrize("cli, args, phrase", IN_PROCESS)
+def test_bad_input_in_process_is_one_sentence_exit_2(paths, tmp_path, capfd, monkeypatch, cli, args, phrase):
+    args = [a.format(**paths) for a in args]
+    if cli in WRITES_OUT and "--out" not in args:
+        args += ["--out", str(tmp_path / "out")]
+    assert_clean_failure(run_here(cli, args, capfd, monkeypatch), phrase)
+    assert not (tmp_path / "out").exists()
 
 
 def snapshot(folder: Path) -> dict:
