@@ -81,7 +81,7 @@ def length_groups(sizes: list[int], slack: float = 1.25) -> list[list[int]]:
 
 def join_scores(parts: list[tuple[list[int], ActionScores]]) -> ActionScores:
     """One batch's scores from its groups' (row indices, scores), rows back in their order."""
-    if len(parts) == 1:
+    if len(parts) == 1 and parts[0][0] == list(range(len(parts[0][0]))):
         return parts[0][1]
     width = max(scores.log_probs.shape[1] for _, scores in parts)
     order = torch.tensor([i for rows, _ in parts for i in rows], device=parts[0][1].log_probs.device)

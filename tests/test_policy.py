@@ -305,6 +305,13 @@ def test_rows_of_very_different_lengths_run_in_groups_and_come_back_in_order(tin
         torch.testing.assert_close(own, naive_set_log_likelihoods(policy, observation, phrases), atol=1e-4, rtol=1e-4)
         assert torch.isinf(scores.log_probs[row, len(phrases):]).all()
     assert length_groups([100, 124, 126, 500, 30]) == [[4], [0, 1], [2], [3]]
+    # one group whose rows length_groups sorted: they still come back in the batch's order
+    pair = ["Mission: go to the red door. You see a wall.", "Mission: go to the door. You see a wall."]
+    sizes = [len(policy.state_ids(o)) + len(policy._tree(s).inner) for o, s in zip(pair, SETS[1:])]
+    assert length_groups(sizes) == [[1, 0]]
+    together = policy.score(pair, SETS[1:]).log_probs
+    for row in range(2):
+        torch.testing.assert_close(together[row, :len(SETS[1 + row])], policy.score(pair[row:row + 1], SETS[1 + row:2 + row]).log_probs[0])
 
 
 def test_phrase_sets_through_cached_lower_layers_equal_the_full_pass():
