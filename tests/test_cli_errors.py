@@ -297,5 +297,5 @@ def test_a_flag_shared_by_clis_says_the_same_in_each():
         docs = {cls.__name__: f.metadata.get("help") for cls in configs for f in dataclasses.fields(cls)
                 if f.name == name}
         if name == "progress":  # training adds what it prints instead of the bar
-            docs = {k: v.split(";")[0].rstrip(")") for k, v in docs.items()}
+            docs = {k: v.split(";")[0] for k, v in docs.items()}
         assert len(docs) >= 2 and len(set(docs.values())) == 1, (name, docs)

@@ -51,7 +51,7 @@ class TrainConfig(LMConfig):
                                      "(0 = no evaluation); test levels are left for training.evaluate")
     all_levels: bool = switch("train on every level, held-out ones too (a transfer source, or a family too small "
                               "to split); evaluation then plays any levels, so it no longer measures unseen ones")
-    progress: bool = option(True, PROGRESS_DOC[:-1] + "; training then prints one JSON line per update)")
+    progress: bool = option(True, PROGRESS_DOC + "; training then prints one JSON line per update")
 
     def __post_init__(self):
         super().__post_init__()

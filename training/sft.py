@@ -181,7 +181,7 @@ def check_pairs_fit(path: str, env_id: str) -> None:
     system part (the pairs file does not say which env made it)."""
     import envs
 
-    with (gzip.open if str(path).endswith(".gz") else open)(path, "rt") as f:
+    with open_pairs(path) as f:
         first = f.readline()
     if not first.strip():
         return
@@ -315,9 +315,14 @@ def save_pairs(pairs: list[Pair], path: Path) -> None:
             f.write(json.dumps(row) + "\n")
 
 
+def open_pairs(path: str):
+    """A pairs file opened for reading text, plain or gzipped (`.gz`)."""
+    return gzip.open(path, "rt") if str(path).endswith(".gz") else open(path)
+
+
 def load_pairs(path: str) -> list[Pair]:
     """Pairs written by `save_pairs`, plain or gzipped (`.gz`, as committed under data/)."""
-    with (gzip.open(path, "rt") if str(path).endswith(".gz") else open(path)) as f:
+    with open_pairs(path) as f:
         return [Pair(row["text"], int(row["label"]), row["answer"],
                      tuple(row["phrases"]) if row.get("phrases") is not None else None) for row in map(json.loads, f)]
 
