@@ -1,10 +1,11 @@
-"""Watch an LM play a MiniGrid or BabyAI level.
+"""Watch an LM play one level of any registered env family (MiniGrid, BabyAI, ToyText, TextWorld, yours).
 
     python -m agent.run --env MiniGrid-DoorKey                  # plays adapters/doorkey-5x5, trained for it
     python -m agent.run --env MiniGrid-DoorKey --adapter none    # the zero-shot model
     python -m agent.run --env BabyAI-GoToObj --mode generate --reason --render ascii
     python -m agent.run --env MiniGrid-DoorKey --adapter adapters/doorkey-5x5 --gif episode.gif
     python -m agent.run --env MiniGrid-DoorKey --adapter adapters/doorkey-5x5 --explain
+    python -m agent.run --env FrozenLake-v1 --adapter adapters/frozenlake-bc
 """
 
 from __future__ import annotations

@@ -63,6 +63,8 @@ _REQUEST = ("admissible_commands", "policy_commands", "objective", "description"
 
 
 READ_RECIPE = ("examine cookbook", "read cookbook")
+MOVE = re.compile(r"go (north|south|east|west)")
+OPPOSITE = {"north": "south", "south": "north", "east": "west", "west": "east"}
 
 
 def short_recipe(text: str) -> str:
@@ -124,6 +126,10 @@ class TextWorldEnv(gymnasium.Env):
         self.state: dict = {}
         self.history: list[str] = []  # commands typed this episode
         self.visited: list[str] = []  # room names, in the order first entered
+        self.room = ""  # the room the player is in
+        # What the player has learnt of the map: room -> {direction: room it leads to, or None
+        # while not taken}.
+        self.exits: dict[str, dict[str, str | None]] = {}
         self.recipe = ""  # what the cookbook said, once read (cooking: the recipe is nowhere else)
         self._game = None
         self._level = ""
@@ -188,14 +194,19 @@ class TextWorldEnv(gymnasium.Env):
         self._game = textworld.start(str(self.game_file(game_seed)), infos)
         self._level = self.seed_level(game_seed)[1]
         self.history, self.visited, self.recipe = [], [], ""
-        return self._observe(self._game.reset())
+        self.room, self.exits = "", {}
+        observation = self._observe(self._game.reset())
+        self._learn_map("", "")
+        return observation
 
     def step(self, action):
         command = str(action).strip()
         before = self.state.get("score", 0)
         self.history.append(command)
         state, _, done = self._game.step(command)
+        left = self.room
         obs, info = self._observe(state)
+        self._learn_map(left, command)
         if command in READ_RECIPE and "Ingredients:" in obs:
             self.recipe = short_recipe(obs)
         terminated = bool(done and (info["won"] or info["lost"]))
@@ -206,8 +217,10 @@ class TextWorldEnv(gymnasium.Env):
         feedback = state["feedback"] if self.show_objective else without_objective(state["feedback"], objective)
         description = plain(state.get("description") or "")
         room = re.match(r"-= (.+?) =-", description)
-        if room and room.group(1) not in self.visited:
-            self.visited.append(room.group(1))
+        if room:
+            self.room = room.group(1)
+            if self.room not in self.visited:
+                self.visited.append(self.room)
         score, max_score = int(state.get("score") or 0), int(state.get("max_score") or 0)
         won = bool(state.get("won"))
         self.state = {
@@ -219,6 +232,19 @@ class TextWorldEnv(gymnasium.Env):
             "progress": max(score / max_score if max_score else 0.0, 1.0 if won else 0.0),
         }
         return plain(feedback), dict(self.state)
+
+    def _learn_map(self, before: str, command: str) -> None:
+        """Note the exits of the room the player is in, and where a move led (and back)."""
+        here = self.exits.setdefault(self.room, {})
+        for command_here in self.state["admissible"]:
+            move = MOVE.fullmatch(command_here)
+            if move:
+                here.setdefault(move.group(1), None)
+        move = MOVE.fullmatch(command)
+        if move and before and self.room != before:
+            direction = move.group(1)
+            self.exits.setdefault(before, {})[direction] = self.room
+            here[OPPOSITE[direction]] = before
 
     def render(self):
         return self.state.get("description", "")

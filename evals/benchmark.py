@@ -1,4 +1,4 @@
-"""Benchmark agents on MiniGrid/BabyAI envs: success with Wilson intervals and behaviour metrics.
+"""Benchmark agents on any registered env family: success with Wilson intervals and behaviour metrics.
 
     python -m evals.benchmark --agents random,expert,llm,llm-generate \\
         --envs MiniGrid-DoorKey-5x5-v0,BabyAI-GoToObj-v0,MiniGrid-LavaGapS5-v0 \\

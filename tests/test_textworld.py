@@ -70,7 +70,7 @@ def test_splits_are_found_without_making_a_game(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("env_id", ["TextWorld-CoinCollector-v0", "TextWorld-Cooking-v0"])
-def test_the_walkthrough_wins_a_test_game_with_balrogs_settings(env_id, games):
+def test_the_expert_wins_a_test_game_with_balrogs_settings(env_id, games):
     seed = level_seeds(env_id, "test", 1)[0]
     [episode] = play(ExpertAgent(), env_id, [seed])
     assert episode.success and episode.progress == 1.0 and episode.family == "textworld"
@@ -103,12 +103,36 @@ def test_phrases_are_each_states_admissible_commands(games):
     assert isinstance(adapter, TextWorldAdapter)
     first = adapter.actions(obs, env)
     assert first == info["admissible"] and 3 <= len(first) <= 40
+    start, moves = env.unwrapped.room, [c for c in first if c.startswith("go ")]
+    assert f"Exits here: {moves[0][3:]} (new)" in adapter.describe(obs, env)
     expert = adapter.expert(env)
-    assert first[expert] == info["walkthrough"][0]
+    assert first[expert] == moves[0]  # it explores: the first exit not taken, wherever the walkthrough goes
     obs, *_ = env.step(adapter.env_action(expert, obs, env))
     assert adapter.actions(obs, env) != first  # a new room, a new set of exits
     text = adapter.describe(obs, env)
     assert text.startswith("Mission: find the coin") and f"Your last commands: {first[expert]}." in text
+    assert f"to {start}" in text  # the way back is known: it was just taken
+    assert env.unwrapped.exits[start][moves[0][3:]] == env.unwrapped.room
+
+
+def test_the_expert_searches_only_the_map_the_player_has_seen():
+    from types import SimpleNamespace
+
+    from agent.adapters.textworld import explore, toward_new
+
+    # A - east - B - north - C, and A's north not taken yet
+    exits = {"A": {"east": "B", "north": None}, "B": {"west": "A", "north": "C"}, "C": {"south": "B"}}
+    base = SimpleNamespace(room="C", exits=exits, task="CoinCollector", recipe="",
+                           state={"admissible": ("go south", "take coin"), "walkthrough": ("go north",)})
+    assert toward_new(base) == "south" and explore(base) == "go south"  # toward A, the nearest room with a new exit
+    assert TextWorldAdapter().expert(SimpleNamespace(unwrapped=base)) == 0  # not the walkthrough's move
+    base.state["walkthrough"] = ("take coin",)  # what it does in the room, it does as the walkthrough says
+    assert TextWorldAdapter().expert(SimpleNamespace(unwrapped=base)) == 1
+    base.room = "A"
+    assert toward_new(base) is None and explore(base) == "go north"
+    exits["A"]["north"] = "D"
+    exits["D"] = {"south": "A"}
+    assert explore(base) is None  # nothing new anywhere: the walkthrough leads
 
 
 def test_objective_twin_shows_the_objective(games):
@@ -153,7 +177,7 @@ def test_run_benchmark_and_sft_on_the_three_tasks(games, small, tmp_path, capsys
                "--episodes", "1", "--max-steps", "30", "--out", str(tmp_path / "b")])
     results = json.loads((tmp_path / "b" / "results.json").read_text())
     runs = {(r["agent"], r["env"]): r["aggregates"] for r in results["runs"]}
-    assert runs[("expert", "TextWorld-CoinCollector-v0")]["progress"]["mean"] == 1.0
+    assert runs[("expert", envs.resolve_env_id(small))]["progress"]["mean"] == 1.0
     assert "Progress [95% CI]" in (tmp_path / "b" / "results.md").read_text()
     assert "not_applicable" in runs[("llm", "TextWorld-Cooking-v0")]
     summary = sft(["--env", "Cooking", "--model", "tiny-random", "--demos", "30", "--epochs", "1", "--eval-episodes",
