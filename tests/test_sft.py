@@ -64,9 +64,9 @@ def test_bad_cli_input_is_one_sentence_and_exit_2():
 
 
 @pytest.mark.parametrize("argv", [["--demos", "many"], ["--env", "NoSuchEnv"], ["--epochs", "0"],
-                                  ["--demos", "0", "--pairs", str(ROOT / "data/textworld/expert-pairs-seed1.jsonl.gz")],
+                                  ["--demos", "0", "--pairs", str(ROOT / "data/textworld/coin-cooking-pairs-seed1.jsonl.gz")],
                                   ["--env", "FrozenLake-v1", "--demos", "0", "--pairs",
-                                   str(ROOT / "data/textworld/expert-pairs-seed1.jsonl.gz")]])
+                                   str(ROOT / "data/textworld/coin-cooking-pairs-seed1.jsonl.gz")]])
 def test_bad_cli_values_exit_2(argv, capsys):
     from training.sft import SFTConfig
     from agent.cli import parse
