@@ -403,6 +403,25 @@ def parse_choice(text: str, phrases: tuple[str, ...]) -> str | None:
     return None
 
 
+def typed_command(text: str) -> str | None:
+    """The command a generate-mode answer types, for envs that read text: the segment
+    `parse_choice` reads first (after "Final answer:" or "Action:", else the first line),
+    lowercase, without markdown or a closing full stop; None when it has no word.
+
+    >>> typed_command("Action: **Open the oven.**")
+    'open the oven'
+    >>> typed_command("  ") is None
+    True
+    """
+    if not isinstance(text, str):
+        return None
+    text = _assistant_text(text[:MAX_CHARS])
+    label = list(_FINAL.finditer(text)) or list(_LABELLED.finditer(text))[:1]
+    segment = _value_after(text, label[-1].end()) if label else text.strip().split("\n", 1)[0] if text.strip() else ""
+    command = " ".join(re.sub(r"[*_`\"]", " ", segment[:120]).split()).lower().rstrip(".!")
+    return command if _WORD.search(command) else None
+
+
 def _normal(text: str) -> str:
     return " ".join(re.findall(r"[^\W_]+", text.lower().replace("'", "")))
 

@@ -37,6 +37,7 @@ class Decision:
     probs: list[float] | None = None  # distribution over ACTION_PHRASES, when known
     fallback: str | None = None  # phrase executed because the text was invalid
     tokens: int = 0  # model tokens processed for this decision
+    command: str | None = None  # invalid text sent to an env that reads text, as typed (then no fallback)
 
 
 @dataclass
@@ -117,11 +118,13 @@ class Outcome:
         return self.terminated or self.truncated
 
 
-def take_step(env, obs, action: int, adapter: EnvAdapter | None = None) -> Outcome:
-    """Step `env` (whose current observation is `obs`) with phrase index `action`; its
-    adapter (found from `env` when not given) says what the env takes, success and death."""
+def take_step(env, obs, action: int, adapter: EnvAdapter | None = None, command=None) -> Outcome:
+    """Step `env` (whose current observation is `obs`) with phrase index `action`, or with
+    `command` as typed where given (`Decision.command`); its adapter (found from `env`
+    when not given) says what the env takes, success and death."""
     adapter = adapter or adapter_for(env)
-    next_obs, reward, terminated, truncated, info = env.step(adapter.env_action(action, obs, env))
+    next_obs, reward, terminated, truncated, info = env.step(
+        adapter.env_action(action, obs, env) if command is None else command)
     success = adapter.success(env, float(reward), terminated, info)
     return Outcome(next_obs, float(reward), terminated, truncated, success,
                    adapter.died(obs, action, terminated, success), adapter.progress(env, info))
@@ -181,7 +184,12 @@ class LMAgent:
                 return [Decision(int(a), probs=p[:len(phrases)].tolist(), tokens=n)
                         for a, p, n, phrases in zip(choice.actions, choice.log_probs.exp(), choice.tokens, sets)]
             gens = self.scorer.generate(texts, reason=self.reason, greedy=self.greedy, phrases=sets)
-        return [Decision(g.action, g.raw_text, g.parsed, fallback=g.fallback, tokens=g.tokens) for g in gens]
+        decisions = []
+        for g, obs, env in zip(gens, observations, env_list):
+            command = adapter_for(env).text_action(g.raw_text, obs, env) if g.invalid else None
+            decisions.append(Decision(g.action, g.raw_text, g.parsed, fallback=None if command else g.fallback,
+                                      tokens=g.tokens, command=command))
+        return decisions
 
 
 def play(agent, env_id: str, seeds: list[int], max_steps: int | None = None, batch: int = 8,
@@ -225,11 +233,11 @@ def play(agent, env_id: str, seeds: list[int], max_steps: int | None = None, bat
                 executed, blocked = shield(obs[i], decision, adapter) if use_shield else (decision.action, False)
                 view = adapter.view(obs[i])
                 unsafe = adapter.enters_hazard(obs[i], decision.action) if adapter.has_hazards else None
-                outcome = take_step(env_list[i], obs[i], executed, adapter)
+                outcome = take_step(env_list[i], obs[i], executed, adapter, command=decision.command)
                 obs[i] = outcome.obs
                 step = Step(t, text, view["front"], view["front_state"], view["carrying"], decision, executed, blocked,
                             outcome.reward, seconds, front_color=view["front_color"], held=view["held"],
-                            phrase=phrases[executed], unsafe=unsafe)
+                            phrase=decision.command or phrases[executed], unsafe=unsafe)
                 ep = eps[i]
                 ep.steps.append(step)
                 ep.total_return += outcome.reward

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from envs.textworld import TextWorldEnv
+from envs.textworld import TextWorldEnv, ship
 
 
 def main(argv=None) -> None:
@@ -27,6 +27,9 @@ def main(argv=None) -> None:
                         help="whose levels: the same as the benchmark's --split (default: test)")
     parser.add_argument("--episodes", type=int, default=25, help="how many games (default: 25)")
     parser.add_argument("--seed", type=int, default=0, help="first evaluation seed, as the benchmark's --seed")
+    parser.add_argument("--ship", action="store_true",
+                        help="also keep a gzipped copy of each game in data/textworld/games, to commit: a clone then "
+                             "unpacks it instead of generating it (treasure hunter games take up to an hour here)")
     args = parser.parse_args(argv)
     env_id = envs.resolve_env_id(args.env)
     env = envs.make(env_id).unwrapped
@@ -34,7 +37,9 @@ def main(argv=None) -> None:
         parser.error(f"{env_id} is not a TextWorld task.")
     for seed in tqdm(level_seeds(env_id, args.split, args.episodes, args.seed), desc=f"{env_id} {args.split} games",
                      unit="game"):
-        env.game_file(seed)
+        game = env.game_file(seed)
+        if args.ship:
+            ship(game)
 
 
 if __name__ == "__main__":

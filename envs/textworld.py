@@ -16,9 +16,10 @@ in coin collector and treasure hunter the objective spells out the route).
 
 A game is generated on first use by textworld's own generator and kept in a folder
 (`EMBODIED_LM_GAMES`, default ~/.cache/embodied-lm/textworld). On a 2-core CPU a coin
-collector or cooking game takes about 5 s, a treasure hunter game 1.5-5 min:
-`python -m envs.games --env TreasureHunter --split test --episodes 25` makes the games a
-benchmark run will play, ahead of it. A game file (`.z8`, `.ulx`) is an env too:
+collector or cooking game takes about 5 s, a treasure hunter game 25 s to over an hour
+(textworld's quest search): those made here ship gzipped in data/textworld/games and are
+unpacked instead. `python -m envs.games --env TreasureHunter --split test --episodes 25`
+makes the games a benchmark run will play, ahead of it. A game file (`.z8`, `.ulx`) is an env too:
 `envs.make("path/to/game.z8")`.
 
 The observation is the game's text; `info` (and `env.unwrapped.state`) holds the admissible
@@ -29,6 +30,7 @@ score and BALROG's progress measure, max(score / max_score, 1 if won).
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import os
@@ -83,9 +85,38 @@ def short_recipe(text: str) -> str:
     return " ".join(f"{head} {', '.join(items)}." for head, *items in sections)
 
 
+# Games made here that took minutes to hours each (treasure hunter), gzipped, so a clone
+# unpacks them instead of generating them again (`python -m envs.games --ship` adds more).
+SHIPPED = Path(__file__).resolve().parent.parent / "data" / "textworld" / "games"
+GAME_SUFFIXES = (".z8", ".json")  # the game, and what textworld reads infos from
+
+
 def games_dir() -> Path:
     """Where generated games are kept."""
     return Path(os.environ.get("EMBODIED_LM_GAMES") or Path.home() / ".cache" / "embodied-lm" / "textworld")
+
+
+def ship(game: Path) -> Path:
+    """Keep a gzipped copy of a made game in SHIPPED; returns the .z8.gz path."""
+    SHIPPED.mkdir(parents=True, exist_ok=True)
+    for suffix in GAME_SUFFIXES:
+        with open(game.with_suffix(suffix), "rb") as src, gzip.open(SHIPPED / (game.stem + suffix + ".gz"), "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return SHIPPED / (game.stem + ".z8.gz")
+
+
+def _unpack_shipped(target: Path) -> bool:
+    """Unpack the shipped copy of `target`'s game, if there is one (written under a
+    temporary name first, so a stopped run leaves no broken game)."""
+    if not all((SHIPPED / (target.stem + suffix + ".gz")).is_file() for suffix in GAME_SUFFIXES):
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in (".json", ".z8"):  # the .z8 last: its presence means the game is whole
+        part = target.with_suffix(suffix + ".part")
+        with gzip.open(SHIPPED / (target.stem + suffix + ".gz"), "rb") as src, open(part, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        part.replace(target.with_suffix(suffix))
+    return True
 
 
 def plain(text: str) -> str:
@@ -176,7 +207,7 @@ class TextWorldEnv(gymnasium.Env):
             settings["split"] = _COOKING_SPLITS[split_of(level, env_id)]
             name += "-" + settings["split"]
         target = games_dir() / f"{name}-seed{seed}.z8"
-        if not target.exists():
+        if not target.exists() and not _unpack_shipped(target):
             _generate(challenge, settings, seed, target)
         return target
 
@@ -275,7 +306,7 @@ def _generate(challenge: str, settings: dict, seed: int, target: Path) -> None:
         with contextlib.redirect_stdout(io.StringIO()):
             game = CHALLENGES[challenge][1](settings, options)
             compile_game(game, options)
-        for suffix in (".z8", ".json"):  # the game and what textworld reads infos from (not the Inform 7 source)
+        for suffix in GAME_SUFFIXES:  # not the Inform 7 source
             shutil.move(str(Path(options.path).with_suffix(suffix)), target.with_suffix(suffix))
 
 

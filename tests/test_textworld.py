@@ -186,9 +186,41 @@ def test_run_benchmark_and_sft_on_the_three_tasks(games, small, tmp_path, capsys
     assert summary["distinct_states"] > 20
 
 
-def test_games_cli_makes_the_games_a_benchmark_plays(games):
+def test_games_cli_makes_the_games_a_benchmark_plays_and_ships_them(games, tmp_path, monkeypatch):
+    import envs.textworld as tw
     from envs.games import main
 
-    main(["--env", "CoinCollector", "--split", "validation", "--episodes", "1"])
+    monkeypatch.setattr(tw, "SHIPPED", tmp_path / "shipped")
+    main(["--env", "CoinCollector", "--split", "validation", "--episodes", "1", "--ship"])
     [seed] = level_seeds("TextWorld-CoinCollector-v0", "validation", 1)
-    assert (games / envs.make("CoinCollector").unwrapped.game_file(seed).name).exists()
+    game = envs.make("CoinCollector").unwrapped.game_file(seed)
+    assert game.parent == games and game.exists()
+    made = {suffix: game.with_suffix(suffix).read_bytes() for suffix in tw.GAME_SUFFIXES}
+    for suffix in tw.GAME_SUFFIXES:
+        game.with_suffix(suffix).unlink()
+
+    def no_generation(*args):
+        raise AssertionError("a shipped game was generated again")
+
+    monkeypatch.setattr(tw, "_generate", no_generation)
+    assert envs.make("CoinCollector").unwrapped.game_file(seed) == game
+    assert {suffix: game.with_suffix(suffix).read_bytes() for suffix in tw.GAME_SUFFIXES} == made
+
+
+def test_generate_mode_types_text_that_names_no_command(small):
+    """BALROG's protocol: a command outside the admissible list goes to the game as written
+    (costing the turn) instead of falling back to the most likely admissible one."""
+    from agent.episodes import LMAgent
+    from agent.policy import Generation
+
+    class Writer:  # a model that writes a command no game state admits
+        def generate(self, texts, reason, greedy, phrases):
+            return [Generation("Action: **Dance with the troll.**", None, 0, fallback=own[0]) for own in phrases]
+
+    env_id = envs.resolve_env_id(small)
+    agent = LMAgent(policy=None, mode="generate", scorer=Writer())
+    [episode] = play(agent, env_id, level_seeds(env_id, "test", 1), max_steps=2)
+    first = episode.steps[0]
+    assert first.decision.command == first.phrase == "dance with the troll"
+    assert first.decision.fallback is None and first.decision.parsed is None
+    assert "Your last commands: dance with the troll." in episode.steps[1].observation

@@ -84,6 +84,13 @@ class EnvAdapter:
         """What `env.step` takes for phrase `index` of `actions(obs, env)` (default: the index)."""
         return index
 
+    def text_action(self, text: str, obs, env: gymnasium.Env):
+        """What `env.step` takes for generate-mode text that names none of the state's
+        phrases, for families whose env reads typed text (TextWorld: the command as
+        written, which the game may refuse, costing the turn as in BALROG); None (the
+        default): the env takes only its phrases, and the most likely one is executed."""
+        return None
+
     def expert(self, env: gymnasium.Env, last_action: int | None = None) -> int:
         """The expert's phrase index in the current state (`last_action`: what was executed
         since the last call, for experts that keep a plan)."""

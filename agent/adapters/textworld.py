@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from agent.actions import typed_command
 from agent.adapters import EnvAdapter
 from envs.textworld import MOVE, READ_RECIPE, TextWorldEnv
 
@@ -114,6 +115,9 @@ class TextWorldAdapter(EnvAdapter):
 
     def env_action(self, index: int, obs, env) -> str:
         return self.actions(obs, env)[index]
+
+    def text_action(self, text: str, obs, env) -> str | None:
+        return typed_command(text)
 
     def expert(self, env, last_action: int | None = None) -> int:
         base = env.unwrapped
