@@ -393,10 +393,7 @@ def parse_choice(text: str, phrases: tuple[str, ...]) -> str | None:
     if not isinstance(text, str):
         return None
     text = _assistant_text(text[:MAX_CHARS])
-    label = list(_FINAL.finditer(text)) or list(_LABELLED.finditer(text))[:1]
-    first_line = text.strip().split("\n", 1)[0] if text.strip() else ""
-    segments = [_value_after(text, label[-1].end())] if label else []
-    for segment in (*segments, first_line, text):
+    for segment in (*_answer_segments(text), text):
         found = _phrases_in(segment, phrases)
         if found is not None:
             return found or None
@@ -415,11 +412,17 @@ def typed_command(text: str) -> str | None:
     """
     if not isinstance(text, str):
         return None
-    text = _assistant_text(text[:MAX_CHARS])
-    label = list(_FINAL.finditer(text)) or list(_LABELLED.finditer(text))[:1]
-    segment = _value_after(text, label[-1].end()) if label else text.strip().split("\n", 1)[0] if text.strip() else ""
+    segment = _answer_segments(_assistant_text(text[:MAX_CHARS]))[0]
     command = " ".join(re.sub(r"[*_`\"]", " ", segment[:120]).split()).lower().rstrip(".!")
     return command if _WORD.search(command) else None
+
+
+def _answer_segments(text: str) -> list[str]:
+    """Where an answer is read, best first: the value after the last "Final answer:" or the
+    first "Action:" label (when there is one), then the first line."""
+    label = list(_FINAL.finditer(text)) or list(_LABELLED.finditer(text))[:1]
+    first_line = text.strip().split("\n", 1)[0] if text.strip() else ""
+    return ([_value_after(text, label[-1].end())] if label else []) + [first_line]
 
 
 def _normal(text: str) -> str:
