@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -83,7 +84,8 @@ def _convert_gguf(gguf: Path, folder: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    print(f"Converting {gguf.name} once into {folder} (about 20 s)...", flush=True)
+    # stderr: stdout carries results (`agent.run --json`)
+    print(f"Converting {gguf.name} once into {folder} (about 20 s)...", file=sys.stderr, flush=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     _save_plain(model, tokenizer, folder)

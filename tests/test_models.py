@@ -47,3 +47,22 @@ def test_corrupt_weights_give_model_error(tmp_path):
     (broken / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ModelError):
         load_model(str(broken), device="cpu")
+
+
+def test_gguf_conversion_says_so_on_stderr_not_stdout(tmp_path, monkeypatch, capsys):
+    """stdout carries results (`agent.run --json`), which a first run's conversion must not break."""
+    import transformers
+
+    import agent.models as models
+
+    class Loaded:
+        @staticmethod
+        def from_pretrained(*args, **kwargs):
+            return None
+
+    monkeypatch.setattr(transformers, "AutoTokenizer", Loaded)
+    monkeypatch.setattr(transformers, "AutoModelForCausalLM", Loaded)
+    monkeypatch.setattr(models, "_save_plain", lambda model, tokenizer, folder: None)
+    assert models._convert_gguf(tmp_path / "model.gguf", tmp_path / "converted") == tmp_path / "converted"
+    out, err = capsys.readouterr()
+    assert out == "" and "Converting model.gguf once" in err
