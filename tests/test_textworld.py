@@ -50,6 +50,9 @@ def test_splits_are_found_without_making_a_game(tmp_path, monkeypatch):
     test = level_seeds("TextWorld-TreasureHunter-v0", "test", 25)
     validation = level_seeds("TextWorld-TreasureHunter-v0", "validation", 25)
     assert len(test) == 25 and not set(test) & set(validation)
+    from envs.levels import check_splittable
+
+    check_splittable("TextWorld-TreasureHunter-v0")  # what sft and PPO ask before the model loads
     assert not list(tmp_path.iterdir())  # no game was generated to find them
     # The Objective twin plays the same games.
     assert level_seeds("TextWorld-TreasureHunterObjective-v0", "test", 25) == test
