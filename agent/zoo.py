@@ -10,8 +10,8 @@ The adapters were trained on the default model, so another `--model` gets none.
 'doorkey-5x5-reason'
 >>> trained_for("BabyAI-TextPutNextTrainD0Memory-v0", "smollm2-135m").name  # BALROG's protocol
 'babyai-text-balrog'
->>> trained_for("TextWorld-Cooking-v0", "smollm2-135m").name
-'textworld-bc'
+>>> trained_for("TextWorld-TreasureHunter-v0", "smollm2-135m").name
+'textworld-bc-all'
 >>> trained_for("MiniGrid-DoorKey-5x5-v0", "tiny-random") is None
 True
 """
@@ -35,8 +35,7 @@ ZOO = {
         "MiniGrid-DoorKey-5x5-v0": "doorkey-5x5",
         "FrozenLake-v1": "frozenlake-bc",
         "Taxi-v4": "taxi-bc",
-        "TextWorld-CoinCollector-v0": "textworld-bc",
-        "TextWorld-Cooking-v0": "textworld-bc",
+        **{f"TextWorld-{task}-v0": "textworld-bc-all" for task in ("CoinCollector", "TreasureHunter", "Cooking")},
         **{env_id: "babyai-text-bc" for env_id in _BABYAI_TEXT},
         **{memory_id(env_id): "babyai-text-memory" for env_id in _BABYAI_TEXT},
         **{memory_id(env_id): "babyai-text-balrog" for env_id in _BALROG},
