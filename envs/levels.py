@@ -213,18 +213,19 @@ def training_env(env_id: str, all_levels: bool = False) -> gymnasium.Env:
 
 def check_splittable(env_id: str) -> None:
     """Fail before any model loads when `env_id` has too few levels to hold some out."""
+    env = envs.make(env_id)
+    known = envs.seed_level_of(env)
+    family, level = known(0) if known is not None else (None, None)
     try:
-        env = envs.make(env_id)
-        known = envs.seed_level_of(env)
-        family, level = known(0) if known is not None else (None, None)
         if level is not None:  # generated games: the split is known without making one (minutes)
             split_of(level, family)
         else:
             TrainLevels(env).reset(seed=0)
-        env.close()
     except ValueError as err:
         raise ValueError(f"{str(err).split(':')[0]}: train on all of them with --all-levels, and evaluate on "
                          "another env.") from None
+    finally:
+        env.close()
 
 
 def count_levels(env_id: str, seeds: range) -> dict[str, int]:

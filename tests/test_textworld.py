@@ -56,7 +56,7 @@ def test_splits_are_found_without_making_a_game(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())  # no game was generated to find them
     # The Objective twin plays the same games.
     assert level_seeds("TextWorld-TreasureHunterObjective-v0", "test", 25) == test
-    # A seed whose game textworld did not make in an hour is in no split, training's neither.
+    # A skipped seed (its game was not made in the time tried) is in no split, training's neither.
     from envs.levels import TrainLevels
     from envs.textworld import SKIPPED_SEEDS
 
