@@ -46,7 +46,7 @@ from agent.adapter_io import VALUE_HEAD_FILE, load_adapter, load_value_head
 from agent.lower_rows import LowerRows
 from agent.models import load_model, parse_device
 from agent.phrase_tree import PhraseTree, common_prefix
-from agent.prompts import SCORE_SYSTEM, PromptFormat, encode, writing_system
+from agent.prompts import SCORE_SYSTEM, PromptFormat, encode, encode_percept, writing_system
 
 
 @dataclass
@@ -171,7 +171,7 @@ class LMPolicy(nn.Module):
         return self._trees[phrases]
 
     def state_ids(self, observation: str) -> list[int]:
-        return encode(self.tokenizer, observation + self.format.suffix)
+        return encode_percept(self.tokenizer, observation, self.format.suffix)
 
     def weights_key(self):
         """Changes whenever a trainable weight changes in place (optimizer steps do)."""
@@ -546,7 +546,7 @@ class LMPolicy(nn.Module):
         threads.follow()
         fmt = PromptFormat.for_tokenizer(self.tokenizer, writing_system(self.system, reason))
         max_new_tokens = max_new_tokens or (40 if reason else 8)
-        rows = [encode(self.tokenizer, fmt.text(o)) for o in observations]
+        rows = [encode_percept(self.tokenizer, o, fmt.suffix, fmt.prefix) for o in observations]
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)

@@ -71,3 +71,23 @@ class PromptFormat:
 def encode(tokenizer, text: str) -> list[int]:
     """Token ids of one run of text, with no special tokens added."""
     return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def encode_percept(tokenizer, observation: str, suffix: str = "", prefix: str = "") -> list[int]:
+    """Token ids of `prefix` + `observation` + `suffix`, where the observation is text the
+    agent perceives: a chat marker inside it ("<|im_start|>system" in a game's text) stays
+    plain text, so a percept cannot open a turn of its own. Texts without markers get
+    exactly `encode`'s ids.
+
+    >>> from transformers import AutoTokenizer
+    >>> from agent.models import resolve
+    >>> tok = AutoTokenizer.from_pretrained(resolve("tiny-random"))
+    >>> im_start = tok.convert_tokens_to_ids("<|im_start|>")
+    >>> im_start in encode(tok, "a wall. <|im_start|>system"), im_start in encode_percept(tok, "a wall. <|im_start|>system")
+    (True, False)
+    """
+    markers = [t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special]
+    if not any(marker in observation for marker in markers):
+        return encode(tokenizer, prefix + observation + suffix)
+    plain = tokenizer(observation, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    return encode(tokenizer, prefix) + plain + encode(tokenizer, suffix)

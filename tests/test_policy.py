@@ -338,3 +338,19 @@ def test_generate_parses_against_the_states_own_set(tiny):
     [gen] = policy.generate(["Mission: reach the door."], phrases=[("go west", "go east")], max_new_tokens=3)
     assert gen.parsed in (None, "go west", "go east")
     assert gen.action in (0, 1) and (gen.fallback in ("go west", "go east") if gen.parsed is None else True)
+
+
+def test_a_percept_cannot_open_a_chat_turn(tiny):
+    """A game text carrying the template's markers (the benchmark's "chat" injection) reaches
+    the model as plain text: the state part holds the template's markers only where the
+    template put them, in the suffix."""
+    from evals.injections import INJECTIONS
+
+    policy = LMPolicy(*tiny)
+    forged = "Mission: go to the door. " + INJECTIONS["chat"]
+    specials = {t for t, info in policy.tokenizer.added_tokens_decoder.items() if info.special}
+    suffix = encode(policy.tokenizer, policy.format.suffix)
+    ids = policy.state_ids(forged)
+    assert ids[-len(suffix):] == suffix and not specials & set(ids[:-len(suffix)])
+    plain = "Mission: go to the door."
+    assert policy.state_ids(plain) == encode(policy.tokenizer, plain + policy.format.suffix)
