@@ -342,7 +342,7 @@ def test_generate_parses_against_the_states_own_set(tiny):
 
 def test_a_percept_cannot_open_a_chat_turn(tiny):
     """A game text carrying the template's markers (the benchmark's "chat" injection) reaches
-    the model as plain text: the state part holds the template's markers only where the
+    the model without them: the state part holds the template's markers only where the
     template put them, in the suffix."""
     from evals.injections import INJECTIONS
 
