@@ -1,6 +1,6 @@
 """Watch an LM play one level of any registered env family (MiniGrid, BabyAI, ToyText, TextWorld, yours).
 
-    python -m agent.run --env MiniGrid-DoorKey                  # plays adapters/doorkey-5x5, trained for it
+    python -m agent.run --env MiniGrid-DoorKey                  # plays adapters/doorkey-robust, trained for it
     python -m agent.run --env MiniGrid-DoorKey --adapter none    # the zero-shot model
     python -m agent.run --env BabyAI-GoToObj --mode generate --reason --render ascii
     python -m agent.run --env MiniGrid-DoorKey --adapter adapters/doorkey-5x5 --gif episode.gif

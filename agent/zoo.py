@@ -4,8 +4,8 @@
 rl-zoo3's `enjoy` plays its trained agents; `--adapter none` plays the zero-shot model.
 The adapters were trained on the default model, so another `--model` gets none.
 
->>> trained_for("MiniGrid-DoorKey-5x5-v0", "smollm2-135m").name
-'doorkey-5x5'
+>>> trained_for("MiniGrid-DoorKey-5x5-v0", "smollm2-135m").name  # trained against injected instructions
+'doorkey-robust'
 >>> trained_for("MiniGrid-DoorKey-5x5-v0", "smollm2-135m", mode="generate").name
 'doorkey-5x5-reason'
 >>> trained_for("BabyAI-TextPutNextTrainD0Memory-v0", "smollm2-135m").name  # BALROG's protocol
@@ -32,7 +32,7 @@ _BALROG = [*(kind_id(kind, split, distractors=0) for kind in KINDS for split in 
 # mode -> env id -> adapter folder name, each on the envs it was trained and tested on
 ZOO = {
     "score": {
-        "MiniGrid-DoorKey-5x5-v0": "doorkey-5x5",
+        **{f"MiniGrid-DoorKey-{size}-v0": "doorkey-robust" for size in ("5x5", "6x6")},
         "FrozenLake-v1": "frozenlake-bc",
         "Taxi-v4": "taxi-bc",
         **{f"TextWorld-{task}-v0": "textworld-bc-all" for task in ("CoinCollector", "TreasureHunter", "Cooking")},

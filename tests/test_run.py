@@ -25,7 +25,7 @@ def test_real_default_model_runs_five_steps_as_json():
 def test_plays_the_committed_adapter_trained_for_the_env_and_says_so():
     result = run_cli("--env", "MiniGrid-DoorKey", "--max-steps", "3")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0] == ("Playing adapters/doorkey-5x5, the committed adapter trained for "
+    assert result.stdout.splitlines()[0] == ("Playing adapters/doorkey-robust, the committed adapter trained for "
                                              "MiniGrid-DoorKey-5x5-v0 (--adapter none: the zero-shot model).")
 
 
