@@ -9,7 +9,9 @@ The adapters were trained on the default model, so another `--model` gets none.
 >>> trained_for("MiniGrid-DoorKey-5x5-v0", "smollm2-135m", mode="generate").name
 'doorkey-5x5-reason'
 >>> trained_for("BabyAI-TextPutNextTrainD0Memory-v0", "smollm2-135m").name  # BALROG's protocol
-'babyai-text-balrog'
+'babyai-text-robust'
+>>> trained_for("BabyAI-TextMixedTestLocalMemory-v0", "smollm2-135m").name  # GLAM's
+'babyai-text-robust'
 >>> trained_for("TextWorld-TreasureHunter-v0", "smollm2-135m").name
 'textworld-bc-all'
 >>> trained_for("MiniGrid-DoorKey-5x5-v0", "tiny-random") is None
@@ -37,8 +39,7 @@ ZOO = {
         "Taxi-v4": "taxi-bc",
         **{f"TextWorld-{task}-v0": "textworld-bc-all" for task in ("CoinCollector", "TreasureHunter", "Cooking")},
         **{env_id: "babyai-text-bc" for env_id in _BABYAI_TEXT},
-        **{memory_id(env_id): "babyai-text-memory" for env_id in _BABYAI_TEXT},
-        **{memory_id(env_id): "babyai-text-balrog" for env_id in _BALROG},
+        **{memory_id(env_id): "babyai-text-robust" for env_id in _BABYAI_TEXT + _BALROG},  # both protocols
     },
     "generate": {  # trained to write "Reason: ... Action: ..." (play with --reason)
         "MiniGrid-DoorKey-5x5-v0": "doorkey-5x5-reason",
