@@ -29,7 +29,9 @@ prompt of a small LM)::
 - With an object memory (``envs.memory.ObjectMemory``: any env id or name + ``Memory``)
   two parts follow: ``Remembered: <name> <pos>...`` (objects seen earlier and out of view
   now, in the same format; ``<f> back`` for cells behind; left out when there are none)
-  and ``Last action: <phrase>`` (``none`` at the start).
+  and ``Last action: <phrase>`` (``none`` at the start). The ``Explore`` twins (name +
+  ``Explore``) also say ``Unexplored: <pos>.`` before the last action: the nearest cell the
+  agent has never seen.
 
 >>> import gymnasium as gym, minigrid
 >>> env = gym.make("MiniGrid-DoorKey-5x5-v0")
@@ -194,6 +196,8 @@ def text_parts(obs: Mapping) -> dict[str, str | None]:
              "front": in_front(obs), "holding": object_name(held) if held else "nothing"}
     if "last_action" in obs:
         parts.update({f"remembered:{name}": where for name, where in _grouped(remembered(obs)).items()})
+        for row in np.asarray(obs.get("unexplored", ())).reshape(-1, 2):  # an Explore twin (envs.memory)
+            parts["unexplored"] = position(Percept("unseen", None, None, int(row[0]), int(row[1]))) or "here"
         last = int(obs["last_action"])
         parts["last action"] = ACTION_PHRASES[last] if last >= 0 else "none"
     return parts
@@ -214,6 +218,8 @@ def render(parts: Mapping[str, str | None]) -> str:
     memory = "; ".join(f"{key[11:]} {where}" for key, where in parts.items() if key.startswith("remembered:"))
     if memory:
         out.append(f"Remembered: {memory}.")
+    if parts.get("unexplored"):
+        out.append(f"Unexplored: {parts['unexplored']}.")
     if "last action" in parts:
         out.append(f"Last action: {parts['last action']}.")
     return " ".join(out)

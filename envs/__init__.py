@@ -25,7 +25,7 @@ import gymnasium
 import minigrid  # noqa: F401  (importing it registers the MiniGrid-* and BabyAI-* ids)
 
 from envs import babyai_text, textworld, toytext
-from envs.memory import memory_id, with_memory
+from envs.memory import explore_id, memory_id, with_memory
 from envs.mixture import TaskMixture
 
 babyai_text.register()  # GLAM's BabyAI-Text tasks: BabyAI-Text*-v0
@@ -177,21 +177,23 @@ def _module_env(name: str) -> str:
 
 
 def _memory_twin(name: str) -> str | None:
-    """Any env name + "Memory" ("BabyAI-GoToLocalMemory-v0", "DoorKey-8x8Memory"): the id of
-    that env with an object memory (`envs.memory`), registered on first use; else None."""
-    match = re.fullmatch(r"(.+?)memory(-v\d+)?", name.strip(), re.IGNORECASE)
+    """Any env name + "Memory" ("BabyAI-GoToLocalMemory-v0", "DoorKey-8x8Memory") or + "Explore":
+    the id of that env with an object memory (`envs.memory`; Explore: and the nearest unseen
+    cell), registered on first use; else None."""
+    match = re.fullmatch(r"(.+?)(memory|explore)(-v\d+)?", name.strip(), re.IGNORECASE)
     if match is None:
         return None
     try:
-        plain = resolve_env_id(match.group(1) + (match.group(2) or ""))
+        plain = resolve_env_id(match.group(1) + (match.group(3) or ""))
     except UnknownEnvError:
         return None
     if not plain.startswith(_PREFIXES):  # the object memory reads a MiniGrid view
         raise EnvUnavailableError(f"{name}: the object memory needs a MiniGrid/BabyAI env, and {plain} is not one; "
                                   f"play {plain} itself.")
-    twin = memory_id(plain)
+    frontier = match.group(2).lower() == "explore"
+    twin = (explore_id if frontier else memory_id)(plain)
     if twin not in gymnasium.registry:
-        gymnasium.register(twin, entry_point=with_memory(functools.partial(gymnasium.make, plain)))
+        gymnasium.register(twin, entry_point=with_memory(functools.partial(gymnasium.make, plain), frontier))
     return twin
 
 

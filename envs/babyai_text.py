@@ -26,7 +26,9 @@ test levels, as BALROG plays MixedTrainLocal's kinds.
 Each id has a twin with `Memory` before `-v0` (`BabyAI-TextMixedTrainLocalMemory-v0`): the
 same levels, seeds and splits, with an object memory (`envs.memory.ObjectMemory`), so the
 observation text also says what the agent saw earlier and its last action. An adapter
-trained on a twin plays twins: `SUITES["babyai-text-memory"]`.
+trained on a twin plays twins: `SUITES["babyai-text-memory"]`. The `Explore` twins
+(`BabyAI-TextMixedTrainLocalExplore-v0`, `SUITES["babyai-text-explore"]`) add the nearest
+cell the agent has not seen yet, where the bot's exploring steps lead.
 
 Train on MixedTrainLocal's training levels; report each kind's `...Train` env on its test
 levels (unseen levels, seen kinds of combination) and MixedTestLocal (unseen combinations):
@@ -57,7 +59,7 @@ from minigrid.envs.babyai.core.verifier import (
     PutNextInstr,
 )
 
-from envs.memory import memory_id, with_memory
+from envs.memory import explore_id, memory_id, with_memory
 from envs.mixture import TaskMixture
 
 KINDS = ("goto", "pickup", "open", "putnext", "pickup-then-goto")
@@ -140,7 +142,9 @@ class TextLevel(LevelGen):
 _SUITE = [*(kind_id(kind, "train") for kind in KINDS), MIXED_TEST_ID]  # played on their test levels
 _BALROG = [kind_id(kind, "train", distractors=0) for kind in KINDS]
 SUITES = {"babyai-text": _SUITE, "babyai-text-memory": [memory_id(env_id) for env_id in _SUITE],
-          "balrog": _BALROG, "balrog-memory": [memory_id(env_id) for env_id in _BALROG]}
+          "babyai-text-explore": [explore_id(env_id) for env_id in _SUITE],
+          "balrog": _BALROG, "balrog-memory": [memory_id(env_id) for env_id in _BALROG],
+          "balrog-explore": [explore_id(env_id) for env_id in _BALROG]}
 
 
 def _mixed(held_out: bool, distractors: int, env_id: str):
@@ -158,8 +162,9 @@ def register() -> None:
                     make = functools.partial(TextLevel, kind=kind, held_out=held_out, distractors=distractors)
                     gymnasium.register(env_id, entry_point=make)
                     gymnasium.register(memory_id(env_id), entry_point=with_memory(make))
+                    gymnasium.register(explore_id(env_id), entry_point=with_memory(make, frontier=True))
             env_id = mixed_id(split, distractors)
             if env_id not in gymnasium.registry:
                 gymnasium.register(env_id, entry_point=_mixed(held_out, distractors, env_id))
-                gymnasium.register(memory_id(env_id),
-                                   entry_point=with_memory(_mixed(held_out, distractors, memory_id(env_id))))
+                for twin, frontier in ((memory_id(env_id), False), (explore_id(env_id), True)):
+                    gymnasium.register(twin, entry_point=with_memory(_mixed(held_out, distractors, twin), frontier))

@@ -30,7 +30,7 @@ from minigrid.core.actions import Actions
 from minigrid.core.constants import DIR_TO_VEC
 from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError, DropSubgoal, PickupSubgoal
 
-__all__ = ["NoPlanError", "bot_subgoal", "expert_action", "expert_target"]
+__all__ = ["NoPlanError", "bot_subgoal", "expert_action", "expert_target", "exploring_target"]
 
 
 class NoPlanError(RuntimeError):
@@ -86,6 +86,16 @@ def bot_subgoal(env: gymnasium.Env) -> str:
     top = episode.bot.stack[-1]
     name = type(top).__name__.removesuffix("Subgoal")
     return f"{name}:{top.reason}" if getattr(top, "reason", None) else name
+
+
+def exploring_target(env: gymnasium.Env) -> tuple[int, int] | None:
+    """The grid cell the BabyAI bot is exploring towards (the nearest cell it has not seen),
+    or None when it is not exploring. Call after `expert_action` for this step."""
+    episode = _bot_episodes.get(env.unwrapped)
+    top = episode.bot.stack[-1] if episode and episode.bot.stack else None
+    if top is None or getattr(top, "reason", None) != "Explore":
+        return None
+    return tuple(int(v) for v in top.datum)
 
 
 # --- MiniGrid: shortest path over (x, y, dir, picked-up key) ------------------------------

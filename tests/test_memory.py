@@ -8,7 +8,8 @@ import envs
 from agent.perception import describe, remembered
 from envs.babyai_text import KINDS, MIXED_TRAIN_ID, SUITES, kind_id
 from envs.levels import fingerprint, level_seeds
-from envs.memory import ObjectMemory, memory_id, plain_id
+from envs.expert import expert_action, exploring_target
+from envs.memory import ObjectMemory, explore_id, memory_id, plain_id
 
 
 def random_walk(env_id, seed, steps):
@@ -104,3 +105,43 @@ def test_any_env_name_plus_memory_is_its_memory_twin():
     assert fingerprint(env) == fingerprint(plain) and "last_action" in env.reset(seed=2)[0]
     with pytest.raises(envs.UnknownEnvError):
         envs.resolve_env_id("NoSuchEnvMemory")
+
+
+def test_the_unexplored_cell_is_where_the_bot_explores():
+    """Explore twins: when minigrid's BabyAIBot explores, it heads for the cell the text names."""
+    checked = 0
+    for kind in KINDS:
+        env = envs.make(explore_id(kind_id(kind, "train")))
+        for seed in range(6):
+            obs, _ = env.reset(seed=seed)
+            for _ in range(60):
+                action = expert_action(env)
+                target = exploring_target(env)
+                if target is not None:
+                    base = env.unwrapped
+                    ahead, right = DIR_TO_VEC[base.agent_dir], DIR_TO_VEC[(base.agent_dir + 1) % 4]
+                    offset = np.asarray(target) - np.asarray(base.agent_pos)
+                    assert obs["unexplored"].tolist() == [[int(offset @ ahead), int(offset @ right)]], (kind, seed)
+                    checked += 1
+                obs, _, terminated, truncated, _ = env.step(action)
+                if terminated or truncated:
+                    break
+    assert checked > 20
+
+
+def test_explore_twins_add_the_unexplored_cell_to_the_memory_text():
+    assert SUITES["babyai-text-explore"] == [explore_id(env_id) for env_id in SUITES["babyai-text"]]
+    assert plain_id("BabyAI-TextOpenTrainExplore-v0") == "BabyAI-TextOpenTrain-v0"
+    assert envs.resolve_env_id("BabyAI-GoToLocalExplore") == "BabyAI-GoToLocalExplore-v0"
+    for env_id in (kind_id("open", "train"), "BabyAI-GoToLocal-v0"):
+        assert level_seeds(explore_id(env_id), "test", 5) == level_seeds(env_id, "test", 5)
+        mem, explore = envs.make(memory_id(env_id), seed=1), envs.make(explore_id(env_id), seed=1)
+        assert fingerprint(mem) == fingerprint(explore)
+        text, more = describe(mem.reset(seed=1)[0]), describe(explore.reset(seed=1)[0])
+        assert "Unexplored: " not in text and "Unexplored: " in more
+        assert more.replace(more[more.index(" Unexplored: "):more.index(" Last action")], "") == text
+    env = ObjectMemory(envs.make("MiniGrid-Empty-5x5-v0"), frontier=True)
+    obs, _ = env.reset(seed=0)
+    assert obs["unexplored"].tolist() == [[-1, 0]] and "Unexplored: 1 back." in describe(obs)  # the wall behind
+    obs, *_ = env.step(env.unwrapped.actions.right)  # now it has seen the whole room: nothing left to explore
+    assert obs["unexplored"].shape == (0, 2) and "Unexplored" not in describe(obs)
