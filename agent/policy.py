@@ -46,7 +46,7 @@ from agent.adapter_io import VALUE_HEAD_FILE, load_adapter, load_value_head
 from agent.lower_rows import LowerRows
 from agent.models import load_model, parse_device
 from agent.phrase_tree import PhraseTree, common_prefix
-from agent.prompts import SCORE_SYSTEM, PromptFormat, encode, encode_percept, writing_system
+from agent.prompts import SCORE_SYSTEM, PromptFormat, encode, encode_percept, special_markers, writing_system
 
 
 @dataclass
@@ -148,6 +148,7 @@ class LMPolicy(nn.Module):
             nn.init.zeros_(self.value_head.bias)
         self.system = system
         self.format = PromptFormat.for_tokenizer(tokenizer, system)
+        self.markers = special_markers(tokenizer)  # removed from every percept (encode_percept)
         self.system_ids = encode(tokenizer, self.format.prefix)
         self._trees: dict[tuple[str, ...], PhraseTree] = {}
         self.tree = self._tree(self.phrases)
@@ -171,7 +172,7 @@ class LMPolicy(nn.Module):
         return self._trees[phrases]
 
     def state_ids(self, observation: str) -> list[int]:
-        return encode_percept(self.tokenizer, observation, self.format.suffix)
+        return encode_percept(self.tokenizer, observation, self.format.suffix, markers=self.markers)
 
     def weights_key(self):
         """Changes whenever a trainable weight changes in place (optimizer steps do)."""
@@ -546,7 +547,7 @@ class LMPolicy(nn.Module):
         threads.follow()
         fmt = PromptFormat.for_tokenizer(self.tokenizer, writing_system(self.system, reason))
         max_new_tokens = max_new_tokens or (40 if reason else 8)
-        rows = [encode_percept(self.tokenizer, o, fmt.suffix, fmt.prefix) for o in observations]
+        rows = [encode_percept(self.tokenizer, o, fmt.suffix, fmt.prefix, self.markers) for o in observations]
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)

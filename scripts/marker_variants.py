@@ -18,12 +18,12 @@ import agent.policy as policy
 from agent.prompts import encode, encode_percept
 
 
-def spelled(tok, obs, suffix="", prefix=""):
+def spelled(tok, obs, suffix="", prefix="", markers=None):
     plain = tok(obs, add_special_tokens=False, split_special_tokens=True)["input_ids"]
     return encode(tok, prefix) + plain + encode(tok, suffix)
 
 
-VARIANTS = {"tokens": lambda tok, obs, suffix="", prefix="": encode(tok, prefix + obs + suffix),
+VARIANTS = {"tokens": lambda tok, obs, suffix="", prefix="", markers=None: encode(tok, prefix + obs + suffix),
             "spelled": spelled, "removed": encode_percept}
 policy.encode_percept = VARIANTS[os.environ.get("VARIANT", "removed")]
 from evals import benchmark  # noqa: E402
