@@ -197,7 +197,7 @@ def text_parts(obs: Mapping) -> dict[str, str | None]:
     if "last_action" in obs:
         parts.update({f"remembered:{name}": where for name, where in _grouped(remembered(obs)).items()})
         for row in np.asarray(obs.get("unexplored", ())).reshape(-1, 2):  # an Explore twin (envs.memory)
-            parts["unexplored"] = position(Percept("unseen", None, None, int(row[0]), int(row[1]))) or "here"
+            parts["unexplored"] = position(Percept("unseen", None, None, int(row[0]), int(row[1])))
         last = int(obs["last_action"])
         parts["last action"] = ACTION_PHRASES[last] if last >= 0 else "none"
     return parts

@@ -118,7 +118,8 @@ class ObjectMemory(gymnasium.Wrapper):
                     continue
                 cell = tuple(int(v) for v in self._pos + (n - 1 - y) * ahead + (x - n // 2) * right)
                 visible.add(cell)
-                self._map[cell] = (int(image[x, y, 0]), int(image[x, y, 2]))
+                if self.frontier:
+                    self._map[cell] = (int(image[x, y, 0]), int(image[x, y, 2]))
                 if kind in _NOT_REMEMBERED:
                     self._seen.pop(cell, None)
                 else:
@@ -128,17 +129,20 @@ class ObjectMemory(gymnasium.Wrapper):
         rows = []
         for cell, (code, _) in self._seen.items():
             if cell not in visible:
-                offset = np.asarray(cell) - self._pos
-                rows.append([*code, int(offset @ ahead), int(offset @ right)])
+                rows.append([*code, *self._relative(cell, ahead, right)])
         self._obs = obs
         out = {**obs, "memory": np.asarray(rows, dtype=np.int64).reshape(-1, 5), "last_action": self._last}
         if self.frontier:
             self._map[tuple(int(v) for v in self._pos)] = (_EMPTY, 0)  # where it stands is seen and free
             cell = self._nearest_unseen(tuple(int(v) for v in ahead))
-            offset = [] if cell is None else [[int((np.asarray(cell) - self._pos) @ ahead),
-                                              int((np.asarray(cell) - self._pos) @ right)]]
-            out["unexplored"] = np.asarray(offset, dtype=np.int64).reshape(-1, 2)
+            rows = [] if cell is None else [self._relative(cell, ahead, right)]
+            out["unexplored"] = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
         return out
+
+    def _relative(self, cell, ahead, right) -> list[int]:
+        """(forward, right) of a cell of the map from where the agent stands and faces now."""
+        offset = np.asarray(cell) - self._pos
+        return [int(offset @ ahead), int(offset @ right)]
 
     def _nearest_unseen(self, heading: tuple[int, int]) -> tuple[int, int] | None:
         """The unseen cell the BabyAI bot would explore towards: first around objects, then through them."""
